@@ -1,0 +1,96 @@
+/* /dev/kvm: the VM file descriptor, its memory slots and interrupt lines. */
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "util.h"
+#include "vm.h"
+
+/* Below 4 GiB, inside the MMIO hole, where no RAM or device lives (as kvmtool and QEMU do). */
+#define KVM_IDENTITY_MAP_ADDR 0xfeffc000ULL
+#define KVM_TSS_ADDR 0xfeffd000ULL
+
+static int kvm__check_extension(struct vm *vm, int ext)
+{
+	int r = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, ext);
+
+	return r > 0 ? r : 0;
+}
+
+void kvm__init(struct vm *vm)
+{
+	uint64_t addr = KVM_IDENTITY_MAP_ADDR;
+	int version;
+
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0)
+		die_perror("cannot open /dev/kvm (run under ci/testhost where KVM is not available)");
+	version = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+	if (version != KVM_API_VERSION)
+		die("KVM API version %d, expected %d", version, KVM_API_VERSION);
+	if (!kvm__check_extension(vm, KVM_CAP_USER_MEMORY) ||
+	    !kvm__check_extension(vm, KVM_CAP_IRQCHIP) ||
+	    !kvm__check_extension(vm, KVM_CAP_EXT_CPUID))
+		die("this KVM lacks user memory, an in-kernel irqchip or extended CPUID");
+	if ((unsigned)kvm__check_extension(vm, KVM_CAP_MAX_VCPUS) < vm->cfg.max_cpus)
+		die("--cpus: this KVM supports %d vCPUs, %u asked",
+		    kvm__check_extension(vm, KVM_CAP_MAX_VCPUS), vm->cfg.max_cpus);
+
+	/* EINTR: a signal during VM creation (rare but documented) is worth one retry. */
+	do
+		vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	while (vm->vm_fd < 0 && errno == EINTR);
+	if (vm->vm_fd < 0)
+		die_perror("KVM_CREATE_VM");
+	if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &addr) < 0)
+		die_perror("KVM_SET_IDENTITY_MAP_ADDR");
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)KVM_TSS_ADDR) < 0)
+		die_perror("KVM_SET_TSS_ADDR");
+	/* LAPIC, IOAPIC and PIC in the kernel: interrupts never cost a trip to user space. */
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+		die_perror("KVM_CREATE_IRQCHIP");
+}
+
+/*
+ * One slot per layout range backed by a zone: boot RAM ranges and virtio-mem regions. The ACPI
+ * hotplug area gets memory only when a DIMM is plugged, so it has no slot at boot.
+ */
+void kvm__register_memory(struct vm *vm)
+{
+	for (int i = 0; i < vm->layout.nranges; i++) {
+		const struct mem_range *r = &vm->layout.ranges[i];
+		struct kvm_userspace_memory_region region;
+
+		if (r->zone < 0)
+			continue;
+		region = (struct kvm_userspace_memory_region){
+			.slot = (uint32_t)vm->nslots,
+			.guest_phys_addr = r->gpa,
+			.memory_size = r->size,
+			.userspace_addr = (uint64_t)(uintptr_t)vm->backings[r->zone].host + r->zone_offset,
+		};
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
+			die_perror("KVM_SET_USER_MEMORY_REGION slot %d at 0x%llx (%llu bytes)",
+				   vm->nslots, (unsigned long long)r->gpa,
+				   (unsigned long long)r->size);
+		vm->nslots++;
+	}
+}
+
+void kvm__irq_line(struct vm *vm, uint32_t irq, int level)
+{
+	struct kvm_irq_level l = { .irq = irq, .level = (uint32_t)level };
+
+	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &l) < 0)
+		die_perror("KVM_IRQ_LINE %u", irq);
+}
+
+void kvm__exit(struct vm *vm)
+{
+	if (vm->vm_fd >= 0 && close(vm->vm_fd) < 0)
+		die_perror("close(vm fd)");
+	if (vm->kvm_fd >= 0 && close(vm->kvm_fd) < 0)
+		die_perror("close(/dev/kvm)");
+	vm->vm_fd = vm->kvm_fd = -1;
+}

@@ -1,0 +1,39 @@
+/* Host-side memory for each zone: one mapping per zone, created before the VM starts. */
+#ifndef MEMVISOR_MEMORY_BACKING_H
+#define MEMVISOR_MEMORY_BACKING_H
+
+#include "memory/config.h"
+
+enum backing_type {
+#define BACKING(name, opts, pagesz, mapping, desc) BACKING_##name,
+#include "memory/backings.def"
+#undef BACKING
+	BACKING_COUNT
+};
+
+struct backing {
+	enum backing_type type;
+	void *host;		/* start of the mapping */
+	uint64_t size;		/* boot RAM plus the zone's virtio-mem region, if any */
+	uint64_t page_size;	/* page size of the mapping */
+	int fd;			/* memfd or file; -1 for anonymous */
+	bool shared;
+};
+
+const char *backing__name(enum backing_type t);
+/* Which backing a zone uses, from its options and --memory's thp. */
+enum backing_type backing__type(const struct vm_config *cfg, const struct zone_config *z);
+
+/*
+ * Create the mapping of one zone of `size` bytes: memfd/file/anonymous, madvise, mbind, and
+ * prefault when asked. Returns 0, or -1 with one line in err; nothing is left mapped or open
+ * on failure.
+ */
+int backing__create(struct backing *b, const struct vm_config *cfg, const struct zone_config *z,
+		    uint64_t size, const struct host_info *host, char *err, size_t errlen);
+/* Populate [host, host+size) with `threads` threads (0: one per online CPU). */
+int backing__prefault(void *host, uint64_t size, uint64_t page_size, bool shared, int threads,
+		      char *err, size_t errlen);
+void backing__destroy(struct backing *b);
+
+#endif

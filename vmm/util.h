@@ -1,0 +1,36 @@
+/* Fatal errors and checked syscalls: one die() path for the whole VMM. */
+#ifndef MEMVISOR_UTIL_H
+#define MEMVISOR_UTIL_H
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define __noreturn __attribute__((noreturn))
+#define __printf(a, b) __attribute__((format(printf, a, b)))
+
+/* Print "memvisor: <msg>" and exit(1). */
+void die(const char *fmt, ...) __noreturn __printf(1, 2);
+/* Same, with ": strerror(errno)" appended. */
+void die_perror(const char *fmt, ...) __noreturn __printf(1, 2);
+
+/* Like the KVM selftests' TEST_ASSERT: expression, file, line, errno, message. */
+#define VMM_ASSERT(e, fmt, ...)                                                              \
+	do {                                                                                 \
+		if (!(e))                                                                    \
+			die("%s:%d: assertion '%s' failed (errno %d, %s): " fmt, __FILE__,   \
+			    __LINE__, #e, errno, strerror(errno), ##__VA_ARGS__);            \
+	} while (0)
+
+/* snprintf into an error buffer, returning -1, for the "return error(...)" idiom. */
+int error(char *err, size_t errlen, const char *fmt, ...) __printf(3, 4);
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define ALIGN_UP(x, a) (((x) + (a) - 1) & ~((__typeof__(x))(a) - 1))
+#define IS_ALIGNED(x, a) (((x) & ((a) - 1)) == 0)
+#define KiB (1ULL << 10)
+#define MiB (1ULL << 20)
+#define GiB (1ULL << 30)
+
+#endif
