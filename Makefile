@@ -51,7 +51,7 @@ $(BUILD)/tests/%: vmm/tests/%.c $(LIB_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
--include guests/guests.mk
+include guests/guests.mk
 
 # The unit tests run from the top of the tree (some read vmm/memory/*.def or write to build/).
 unit: $(TEST_BINS)

@@ -4,6 +4,7 @@
  * Order matters: everything that can reject the configuration (options, host resources, the
  * kernel image) runs before /dev/kvm is opened and before any guest memory is mapped.
  */
+#include <signal.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -13,6 +14,23 @@
 
 /* The one struct vm (see DEVELOPERS.md). */
 static struct vm the_vm = { .kvm_fd = -1, .vm_fd = -1 };
+
+/* SIGTERM and friends end the VM cleanly: shared file-backed zones are synced, nothing leaks. */
+static void vm__signal(int sig)
+{
+	vm__stop(&the_vm, 128 + sig);
+}
+
+static void vm__catch_signals(void)
+{
+	struct sigaction sa = { .sa_handler = vm__signal };
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
+
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
+		if (sigaction(sigs[i], &sa, NULL) < 0)
+			die_perror("sigaction");
+}
 
 static void vm__check_files(const struct vm_config *cfg)
 {
@@ -35,6 +53,13 @@ static void vm__create_backings(struct vm *vm)
 			die("%s", err);
 		}
 		vm->nbackings = i + 1;
+		/* The harness finds each zone in /proc/PID/smaps from these lines. */
+		if (vm->verbose)
+			fprintf(stderr, "memvisor: zone %s backing=%s host=0x%llx size=%llu page_size=%llu\n",
+				z->id, backing__name(vm->backings[i].type),
+				(unsigned long long)(uintptr_t)vm->backings[i].host,
+				(unsigned long long)vm->backings[i].size,
+				(unsigned long long)vm->backings[i].page_size);
 	}
 }
 
@@ -59,6 +84,14 @@ int main(int argc, char **argv)
 
 	clock_gettime(CLOCK_MONOTONIC, &vm->start);
 	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) {
+			/* Not a configuration option: take it out before the parser sees argv. */
+			vm->verbose = true;
+			memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof(*argv));
+			argc--;
+			i--;
+			continue;
+		}
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			config__print_help(stdout);
 			return 0;
@@ -87,6 +120,7 @@ int main(int argc, char **argv)
 
 	if (pthread_mutex_init(&vm->io_lock, NULL) || sem_init(&vm->stopped, 0, 0) < 0)
 		die_perror("cannot initialise locks");
+	vm__catch_signals();
 	for (unsigned i = 0; i < MAX_VCPUS; i++)
 		vm->vcpus[i] = (struct vcpu){ .id = i, .fd = -1 };
 	vm__create_backings(vm);

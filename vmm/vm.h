@@ -53,6 +53,7 @@ struct vm {
 	pthread_mutex_t io_lock;	/* devices are shared by every vCPU thread */
 	sem_t stopped;			/* posted when a vCPU decides the VM is over */
 	volatile bool stopping;
+	bool verbose;			/* -v: log each zone's mapping and the boot steps */
 	int exit_code;
 };
 

@@ -35,5 +35,7 @@ int backing__create(struct backing *b, const struct vm_config *cfg, const struct
 int backing__prefault(void *host, uint64_t size, uint64_t page_size, bool shared, int threads,
 		      char *err, size_t errlen);
 void backing__destroy(struct backing *b);
+/* One line for logs: "anonymous_thp: 512 MiB at 0x7f..., 4 KiB pages, MAP_PRIVATE, fd -1". */
+char *backing__describe(const struct backing *b, char *buf, size_t len);
 
 #endif

@@ -111,6 +111,8 @@ void config__free(struct vm_config *cfg);
 void config__print_help(FILE *out);
 
 int host__probe(struct host_info *host, char *err, size_t errlen);
+/* The same, reading <root>/proc and <root>/sys (tests point it at a made-up tree). */
+int host__probe_at(struct host_info *host, const char *root, char *err, size_t errlen);
 
 /* "512M" -> bytes; returns -1 on a malformed or overflowing size. */
 int parse_size(const char *s, uint64_t *out);

@@ -13,14 +13,17 @@
 #define RAM_64BIT_START		0x100000000ULL
 #define HOTPLUG_ALIGN		0x8000000ULL	/* 128 MiB: ACPI DIMM and virtio-mem areas */
 
-/* Boot data placed by the VMM in guest RAM below 1 MiB (not reported as usable in E820) */
-#define BOOT_GDT_ADDR		0x00000500ULL
-#define PVH_START_INFO_ADDR	0x00006000ULL
-#define PVH_MODLIST_ADDR	0x00006800ULL
-#define PVH_MEMMAP_ADDR		0x00007000ULL	/* up to 128 E820 entries */
-#define PVH_CMDLINE_ADDR	0x00020000ULL
+/*
+ * Boot data lives in [640 KiB, 1 MiB), which the E820 map reports as reserved: the guest never
+ * mistakes it for free RAM, and the probe's memory test never has to step around it.
+ */
+#define BOOT_GDT_ADDR		0x000a0000ULL
+#define PVH_START_INFO_ADDR	0x000a1000ULL
+#define PVH_MODLIST_ADDR	0x000a1800ULL
+#define PVH_MEMMAP_ADDR		0x000a2000ULL	/* up to 128 E820 entries */
+#define PVH_CMDLINE_ADDR	0x000b0000ULL
 #define PVH_CMDLINE_MAX		0x00010000ULL
-#define FDT_ADDR		0x00030000ULL
+#define FDT_ADDR		0x000c0000ULL
 #define FDT_MAX			0x00010000ULL
 #define ACPI_TABLES_ADDR	0x000e0000ULL	/* RSDP first, then the tables: 0xe0000-0xfffff */
 #define ACPI_TABLES_MAX		0x00020000ULL
@@ -48,11 +51,26 @@ struct layout {
 	uint64_t end;		/* first address after everything, hotplug areas included */
 };
 
+/*
+ * Limits layout__build enforces. 1 TiB stays inside the 40 physical address bits that QEMU's TCG
+ * "-cpu max" (the test host) and every KVM host we target offer. The RAM range at GPA 0 (the first
+ * non-empty zone) must be at least 2 MiB: it holds the boot data below 1 MiB and the start of a
+ * PVH kernel loaded at 1 MiB.
+ */
+#define LAYOUT_MAX_GPA		(1ULL << 40)
+#define LAYOUT_MIN_BOOT_RAM	0x00200000ULL
+#define LAYOUT_PAGE_ALIGN	0x1000ULL	/* every range is a KVM slot: 4 KiB granular */
+
 int layout__build(struct layout *l, const struct vm_config *cfg, char *err, size_t errlen);
+/* Index into cfg->numa of the node with the lowest guest_numa_id; -1 without NUMA. */
+int layout__first_node(const struct vm_config *cfg);
+/* "ram", "acpi-hotplug", "virtio-mem": the names the JSON output and the FDT use. */
+const char *layout__kind_name(enum range_kind kind);
 /* The E820 map the guest gets: usable RAM below 640 KiB, from 1 MiB, and above 4 GiB. */
 struct e820_entry { uint64_t addr, size; uint32_t type; };
 #define E820_RAM 1
 #define E820_RESERVED 2
+/* Returns the number of entries written, or -1 when more than max are needed. */
 int layout__e820(const struct layout *l, struct e820_entry *out, int max);
 void layout__print_json(const struct layout *l, const struct vm_config *cfg, FILE *out);
 

@@ -9,7 +9,8 @@
 
 /*
  * Build every table into buf, which the guest sees at guest physical address buf_gpa.
- * The RSDP is at buf_gpa. Returns the number of bytes used, or 0 when bufsize is too small.
+ * The RSDP is at buf_gpa. Returns the number of bytes used, or 0 when bufsize is too small
+ * or the guest_numa_ids are not 0..N-1 (the SLIT is indexed by them).
  * SRAT and SLIT are built only when cfg->nnuma > 0.
  */
 size_t acpi__build(const struct vm_config *cfg, const struct layout *l, uint8_t *buf,

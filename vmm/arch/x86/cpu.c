@@ -28,9 +28,14 @@ static uint64_t gdt_entry(uint16_t flags, uint32_t base, uint32_t limit)
 
 static struct kvm_segment segment(uint64_t desc, uint16_t sel)
 {
+	uint32_t limit = (uint32_t)((desc & 0xffff) | ((desc >> 32) & 0xf0000));
+
+	/* KVM wants the limit in bytes: with G set the descriptor counts 4 KiB units. */
+	if ((desc >> 55) & 1)
+		limit = (limit << 12) | 0xfff;
 	return (struct kvm_segment){
 		.base = (uint32_t)(((desc >> 16) & 0xffffff) | ((desc >> 32) & 0xff000000)),
-		.limit = (uint32_t)((desc & 0xffff) | ((desc >> 32) & 0xf0000)),
+		.limit = limit,
 		.selector = sel,
 		.type = (desc >> 40) & 0xf,
 		.present = (desc >> 47) & 1,

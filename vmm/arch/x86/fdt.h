@@ -8,7 +8,8 @@
 
 /*
  * Write the tree into buf: /memory@ADDR nodes for each boot RAM range and hotplug range,
- * /cpus/cpu@N with numa-node-id, /distance-map. Returns the blob size, or 0 on error.
+ * /cpus/cpu@N with numa-node-id, /distance-map. Returns the blob size, or 0 on error (bufsize
+ * too small, or guest_numa_ids that are not 0..N-1).
  */
 size_t fdt__build(const struct vm_config *cfg, const struct layout *l, void *buf, size_t bufsize);
 

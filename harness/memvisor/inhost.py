@@ -1,0 +1,99 @@
+"""Run a batch of VMM processes where /dev/kvm works and record what the host saw.
+
+    python3 -m memvisor.inhost CASES.json RESULTS.json
+
+Test-host boots are expensive (~15 s), so one boot runs many cases: this module is what runs
+inside it. For each case it records the huge page counters before, starts the VMM, and when the
+guest holds after its report (the probe's `hold` mode: its SUMMARY line is out and it halts) it
+samples /proc/PID/smaps, numa_maps and status and the counters, then stops the VMM with
+SIGTERM. Cases that do not hold simply run to their exit. Parsing is left to the caller.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from .hoststate import hugepage_counters, read_proc
+
+
+def _reader(stream, sink: list[str], marker: str | None, seen: threading.Event) -> None:
+    for line in iter(stream.readline, ""):
+        sink.append(line)
+        if marker and line.startswith(marker):
+            seen.set()
+    seen.set()
+
+
+def run_case(case: dict) -> dict:
+    for pre in case.get("setup", []):
+        subprocess.run(pre, shell=True, check=False)
+    result: dict = {"name": case["name"], "argv": case["argv"], "hp_before": hugepage_counters()}
+    hold_marker = case.get("hold_marker")
+    start = time.monotonic()
+    proc = subprocess.Popen(case["argv"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, text=True, errors="replace")
+    out: list[str] = []
+    err: list[str] = []
+    held = threading.Event()
+    t_out = threading.Thread(target=_reader, args=(proc.stdout, out, hold_marker, held))
+    t_err = threading.Thread(target=_reader, args=(proc.stderr, err, None, threading.Event()))
+    t_out.start()
+    t_err.start()
+    timeout = case.get("timeout", 120)
+    result["timed_out"] = False
+    if hold_marker:
+        if held.wait(timeout) and proc.poll() is None:
+            # The report is out and the guest is halted: the host state is the steady state.
+            time.sleep(case.get("settle", 0.2))
+            result["during"] = {name: read_proc(proc.pid, name)
+                                for name in ("smaps", "numa_maps", "status")}
+            result["hp_during"] = hugepage_counters()
+            proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        result["timed_out"] = True
+        proc.kill()
+        proc.wait()
+    t_out.join()
+    t_err.join()
+    result.update(rc=proc.returncode, stdout="".join(out), stderr="".join(err),
+                  seconds=round(time.monotonic() - start, 3), hp_after=hugepage_counters())
+    result["files_after"] = {p: _file_facts(p) for p in case.get("files", [])}
+    for post in case.get("teardown", []):
+        subprocess.run(post, shell=True, check=False)
+    return result
+
+
+def _file_facts(path: str) -> dict:
+    p = Path(path)
+    if not p.exists():
+        return {"exists": False}
+    facts: dict = {"exists": True, "size": p.stat().st_size}
+    if p.is_file():
+        with p.open("rb") as f:
+            facts["head_hex"] = f.read(4096).hex()
+    else:
+        facts["entries"] = sorted(os.listdir(p))
+    return facts
+
+
+def main(argv: list[str]) -> int:
+    cases = json.loads(Path(argv[1]).read_text())
+    results = []
+    for i, case in enumerate(cases, 1):
+        r = run_case(case)
+        results.append(r)
+        print(f"[{i}/{len(cases)}] {case['name']}: rc={r['rc']} {r['seconds']}s", flush=True)
+    Path(argv[2]).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,610 @@
+/*
+ * ACPI tables for a hardware-reduced x86 VM (ACPI 6.3): RSDP, XSDT, FADT, DSDT, MADT and, with
+ * --numa, SRAT and SLIT. Everything is laid out in one buffer the guest sees at buf_gpa:
+ *
+ *	RSDP | DSDT | FADT | MADT | [SRAT | SLIT] | XSDT
+ *
+ * The XSDT comes last because it holds the addresses of the others. Field offsets are those of
+ * the ACPI 6.3 specification; the tables are little-endian byte arrays rather than packed structs
+ * so that no field depends on the compiler's layout.
+ */
+#include <string.h>
+
+#include "arch/x86/acpi.h"
+#include "util.h"
+
+#define ACPI_OEM_ID		"MEMVSR"	/* 6 bytes */
+#define ACPI_OEM_TABLE_PREFIX	"MVSR"		/* + the signature: 8 bytes */
+#define ACPI_CREATOR_ID		"MVSR"
+#define ACPI_HEADER_SIZE	36
+#define ACPI_RSDP_SIZE		36
+#define ACPI_RSDP_V1_SIZE	20		/* what the first checksum covers */
+
+#define LAPIC_ADDR		0xfee00000u
+#define IOAPIC_ADDR		0xfec00000u
+/*
+ * KVM's in-kernel IOAPIC (KVM_CREATE_IRQCHIP) resets its ID register to 0, and QEMU describes it
+ * with ID 0 as well; x86_64 Linux takes the MADT's value and never renumbers it.
+ */
+#define IOAPIC_ID		0
+
+#define FADT_SIZE		276		/* revision 6: up to Hypervisor Vendor Identity */
+#define FADT_MINOR		3		/* 6.3: Linux honours MADT online-capable from 6.3 */
+#define FADT_F_PWR_BUTTON	(1u << 4)	/* no fixed-feature power button */
+#define FADT_F_SLP_BUTTON	(1u << 5)	/* no fixed-feature sleep button */
+#define FADT_F_HW_REDUCED	(1u << 20)
+#define IAPC_VGA_NOT_PRESENT	(1u << 2)
+#define IAPC_CMOS_RTC_ABSENT	(1u << 5)
+
+#define MADT_REVISION		5		/* 6.3: Online Capable flag */
+#define MADT_LAPIC		0
+#define MADT_IOAPIC		1
+#define MADT_X2APIC		9
+#define MADT_ENABLED		1u
+#define MADT_ONLINE_CAPABLE	2u
+
+#define SRAT_REVISION		3
+#define SRAT_LAPIC_AFFINITY	0
+#define SRAT_MEM_AFFINITY	1
+#define SRAT_X2APIC_AFFINITY	2
+#define SRAT_ENABLED		1u
+#define SRAT_HOTPLUGGABLE	2u
+
+/* The buffer being filled; any table that does not fit marks it full and the build fails. */
+struct acpi_buf {
+	uint8_t *p;
+	size_t size, used;
+	uint64_t gpa;
+	bool full;
+};
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	put16(p, (uint16_t)v);
+	put16(p + 2, (uint16_t)(v >> 16));
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	put32(p, (uint32_t)v);
+	put32(p + 4, (uint32_t)(v >> 32));
+}
+
+static uint8_t checksum(const uint8_t *p, size_t n)
+{
+	uint8_t sum = 0;
+
+	while (n--)
+		sum = (uint8_t)(sum + *p++);
+	return (uint8_t)-sum;
+}
+
+/*
+ * Reserve len zeroed bytes, 8-byte aligned (the RSDP must be 16-byte aligned and buf_gpa is;
+ * the rest only benefits). Returns the table or NULL when the buffer is full.
+ */
+static uint8_t *acpi_alloc(struct acpi_buf *b, size_t len)
+{
+	size_t start = ALIGN_UP(b->used, (size_t)8);
+
+	if (b->full || start > b->size || len > b->size - start) {
+		b->full = true;
+		return NULL;
+	}
+	memset(b->p + b->used, 0, start - b->used + len);
+	b->used = start + len;
+	return b->p + start;
+}
+
+static uint64_t acpi_gpa(const struct acpi_buf *b, const uint8_t *table)
+{
+	return b->gpa + (uint64_t)(table - b->p);
+}
+
+static void sdt_header(uint8_t *t, const char *sig, uint32_t len, uint8_t rev)
+{
+	memcpy(t, sig, 4);
+	put32(t + 4, len);
+	t[8] = rev;
+	memcpy(t + 10, ACPI_OEM_ID, 6);
+	memcpy(t + 16, ACPI_OEM_TABLE_PREFIX, 4);
+	memcpy(t + 20, sig, 4);
+	put32(t + 24, 1);			/* OEM revision */
+	memcpy(t + 28, ACPI_CREATOR_ID, 4);
+	put32(t + 32, 1);			/* creator revision */
+}
+
+/* Call last, once every byte of the table is final. */
+static void sdt_checksum(uint8_t *t)
+{
+	uint32_t len = (uint32_t)t[4] | (uint32_t)t[5] << 8 | (uint32_t)t[6] << 16 |
+		       (uint32_t)t[7] << 24;
+
+	t[9] = 0;
+	t[9] = checksum(t, len);
+}
+
+static unsigned vcpu_count(const struct vm_config *cfg)
+{
+	unsigned n = cfg->max_cpus > cfg->boot_cpus ? cfg->max_cpus : cfg->boot_cpus;
+
+	return n > MAX_VCPUS ? MAX_VCPUS : n;
+}
+
+uint32_t acpi__cpu_node(const struct vm_config *cfg, unsigned cpu)
+{
+	int first;
+
+	if (cpu < MAX_VCPUS)
+		for (int i = 0; i < cfg->nnuma; i++)
+			if (cfg->numa[i].cpus[cpu / 8] & (1u << (cpu % 8)))
+				return cfg->numa[i].guest_numa_id;
+	first = layout__first_node(cfg);
+	return first >= 0 ? cfg->numa[first].guest_numa_id : 0;
+}
+
+static bool find_distance(const struct numa_config *from, uint32_t dest, uint8_t *out)
+{
+	for (int k = 0; k < from->ndistances && k < MAX_NUMA_NODES; k++)
+		if (from->distances[k].dest == dest) {
+			*out = from->distances[k].distance;
+			return true;
+		}
+	return false;
+}
+
+uint8_t acpi__distance(const struct vm_config *cfg, int i, int j)
+{
+	uint8_t d;
+
+	if (i == j)
+		return 10;	/* the SLIT requires 10 on the diagonal, whatever was given */
+	if (i < 0 || j < 0 || i >= cfg->nnuma || j >= cfg->nnuma)
+		return 20;
+	if (find_distance(&cfg->numa[i], cfg->numa[j].guest_numa_id, &d) ||
+	    find_distance(&cfg->numa[j], cfg->numa[i].guest_numa_id, &d))
+		return d;
+	return 20;
+}
+
+/* Index into cfg->numa of guest_numa_id id, or -1. */
+static int node_index(const struct vm_config *cfg, uint32_t id)
+{
+	for (int i = 0; i < cfg->nnuma; i++)
+		if (cfg->numa[i].guest_numa_id == id)
+			return i;
+	return -1;
+}
+
+/* ---- DSDT: a small AML writer ---- */
+
+#define AML_ZERO		0x00
+#define AML_ONE			0x01
+#define AML_NAME		0x08
+#define AML_BYTE		0x0a
+#define AML_WORD		0x0b
+#define AML_DWORD		0x0c
+#define AML_STRING		0x0d
+#define AML_QWORD		0x0e
+#define AML_SCOPE		0x10
+#define AML_BUFFER		0x11
+#define AML_METHOD		0x14
+#define AML_ROOT		0x5c
+#define AML_EXT			0x5b
+#define AML_DEVICE		0x82	/* after AML_EXT */
+#define AML_RETURN		0xa4
+#define AML_PKGLEN_MAX		4
+
+struct aml {
+	uint8_t *p;
+	size_t len, cap;
+	bool full;
+};
+
+static void aml_bytes(struct aml *a, const void *src, size_t n)
+{
+	if (a->full || n > a->cap - a->len) {
+		a->full = true;
+		return;
+	}
+	memcpy(a->p + a->len, src, n);
+	a->len += n;
+}
+
+static void aml_byte(struct aml *a, uint8_t v) { aml_bytes(a, &v, 1); }
+
+/* A NameSeg: exactly four characters, which every name used here is. */
+static void aml_nameseg(struct aml *a, const char *name) { aml_bytes(a, name, 4); }
+
+static void aml_integer(struct aml *a, uint64_t v)
+{
+	uint8_t le[8];
+
+	put64(le, v);
+	if (v == 0 || v == 1) {
+		aml_byte(a, v ? AML_ONE : AML_ZERO);
+	} else if (v <= 0xff) {
+		aml_byte(a, AML_BYTE);
+		aml_bytes(a, le, 1);
+	} else if (v <= 0xffff) {
+		aml_byte(a, AML_WORD);
+		aml_bytes(a, le, 2);
+	} else if (v <= 0xffffffff) {
+		aml_byte(a, AML_DWORD);
+		aml_bytes(a, le, 4);
+	} else {
+		aml_byte(a, AML_QWORD);
+		aml_bytes(a, le, 8);
+	}
+}
+
+static void aml_string(struct aml *a, const char *s)
+{
+	aml_byte(a, AML_STRING);
+	aml_bytes(a, s, strlen(s) + 1);
+}
+
+/* EisaId("PNP0501"): three 5-bit letters and four hex digits, stored big-endian. */
+static void aml_eisaid(struct aml *a, const char *id)
+{
+	uint32_t v = (uint32_t)(id[0] - 0x40) << 26 | (uint32_t)(id[1] - 0x40) << 21 |
+		     (uint32_t)(id[2] - 0x40) << 16 | (uint32_t)strtoul(id + 3, NULL, 16);
+	uint8_t be[4] = { (uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v };
+
+	aml_byte(a, AML_DWORD);
+	aml_bytes(a, be, 4);
+}
+
+/*
+ * A PkgLength counts itself, so its size depends on the body it precedes: reserve the longest
+ * encoding, write the body, then encode and slide the body back over the unused bytes.
+ */
+static size_t aml_open(struct aml *a)
+{
+	static const uint8_t zero[AML_PKGLEN_MAX];
+
+	aml_bytes(a, zero, AML_PKGLEN_MAX);
+	return a->len - AML_PKGLEN_MAX;
+}
+
+static void aml_close(struct aml *a, size_t at)
+{
+	size_t body, n, total;
+	uint8_t *p = a->p + at;
+
+	if (a->full)
+		return;
+	body = a->len - at - AML_PKGLEN_MAX;
+	for (n = 1; n <= AML_PKGLEN_MAX; n++) {
+		total = body + n;
+		if ((n == 1 && total < 0x40) || (n > 1 && total < (1ULL << (4 + 8 * (n - 1)))))
+			break;
+	}
+	if (n > AML_PKGLEN_MAX) {
+		a->full = true;
+		return;
+	}
+	if (n == 1) {
+		p[0] = (uint8_t)total;
+	} else {
+		p[0] = (uint8_t)((n - 1) << 6 | (total & 0xf));
+		for (size_t k = 1; k < n; k++)
+			p[k] = (uint8_t)(total >> (4 + 8 * (k - 1)));
+	}
+	memmove(p + n, p + AML_PKGLEN_MAX, body);
+	a->len -= AML_PKGLEN_MAX - n;
+}
+
+static size_t aml_device(struct aml *a, const char *name)
+{
+	size_t at;
+
+	aml_byte(a, AML_EXT);
+	aml_byte(a, AML_DEVICE);
+	at = aml_open(a);
+	aml_nameseg(a, name);
+	return at;
+}
+
+/* The 16550 at the PC's COM1 resources, so that the guest's PNP layer claims it. */
+static void dsdt_com1(struct aml *a)
+{
+	static const uint8_t crs[] = {
+		0x47, 0x01, 0xf8, 0x03, 0xf8, 0x03, 0x01, 0x08,	/* IO(Decode16, 0x3f8, 0x3f8, 1, 8) */
+		0x22, 0x10, 0x00,				/* IRQNoFlags() {4}: edge, high */
+		0x79, 0x00,					/* EndTag, checksum unused */
+	};
+	size_t dev = aml_device(a, "COM1"), buf;
+
+	aml_byte(a, AML_NAME);
+	aml_nameseg(a, "_HID");
+	aml_eisaid(a, "PNP0501");
+	aml_byte(a, AML_NAME);
+	aml_nameseg(a, "_UID");
+	aml_integer(a, 0);
+	aml_byte(a, AML_NAME);
+	aml_nameseg(a, "_CRS");
+	aml_byte(a, AML_BUFFER);
+	buf = aml_open(a);
+	aml_integer(a, sizeof(crs));
+	aml_bytes(a, crs, sizeof(crs));
+	aml_close(a, buf);
+	aml_close(a, dev);
+}
+
+/*
+ * One ACPI0007 processor device per possible vCPU, matched to its MADT entry by _UID = vCPU
+ * index. _STA agrees with the MADT: 0xF (present, enabled) for boot vCPUs, 0 for the ones MADT
+ * marks online-capable only, which CPU hotplug will turn on later.
+ */
+static void dsdt_cpu(struct aml *a, unsigned cpu, bool present)
+{
+	char name[8];
+	size_t dev, method;
+
+	snprintf(name, sizeof(name), "C%03X", cpu & 0xfff);
+	dev = aml_device(a, name);
+	aml_byte(a, AML_NAME);
+	aml_nameseg(a, "_HID");
+	aml_string(a, "ACPI0007");
+	aml_byte(a, AML_NAME);
+	aml_nameseg(a, "_UID");
+	aml_integer(a, cpu);
+	aml_byte(a, AML_METHOD);
+	method = aml_open(a);
+	aml_nameseg(a, "_STA");
+	aml_byte(a, 0);				/* no arguments, not serialized */
+	aml_byte(a, AML_RETURN);
+	aml_integer(a, present ? 0xf : 0);
+	aml_close(a, method);
+	aml_close(a, dev);
+}
+
+static uint8_t *build_dsdt(struct acpi_buf *b, const struct vm_config *cfg)
+{
+	size_t room = b->size > b->used + 8 + ACPI_HEADER_SIZE ?
+			      b->size - b->used - 8 - ACPI_HEADER_SIZE : 0;
+	uint8_t *t = acpi_alloc(b, ACPI_HEADER_SIZE + room);
+	struct aml a;
+	size_t scope;
+
+	if (!t)
+		return NULL;
+	a = (struct aml){ .p = t + ACPI_HEADER_SIZE, .cap = room };
+	aml_byte(&a, AML_SCOPE);
+	scope = aml_open(&a);
+	aml_byte(&a, AML_ROOT);
+	aml_nameseg(&a, "_SB_");
+	dsdt_com1(&a);
+	for (unsigned cpu = 0; cpu < vcpu_count(cfg); cpu++)
+		dsdt_cpu(&a, cpu, cpu < cfg->boot_cpus);
+	aml_close(&a, scope);
+	if (a.full) {
+		b->full = true;
+		return NULL;
+	}
+	/* Give back what the AML did not use. */
+	b->used = (size_t)(t - b->p) + ACPI_HEADER_SIZE + a.len;
+	sdt_header(t, "DSDT", (uint32_t)(ACPI_HEADER_SIZE + a.len), 2);
+	sdt_checksum(t);
+	return t;
+}
+
+/* ---- fixed tables ---- */
+
+static uint8_t *build_fadt(struct acpi_buf *b, uint64_t dsdt_gpa)
+{
+	uint8_t *t = acpi_alloc(b, FADT_SIZE);
+
+	if (!t)
+		return NULL;
+	sdt_header(t, "FACP", FADT_SIZE, 6);
+	/*
+	 * Hardware-reduced: no PM1/GPE blocks, no SCI, no FACS, and Linux installs its null
+	 * legacy PIC and skips the PIT/HPET. IAPC_BOOT_ARCH's 8042 bit stays clear so that the
+	 * guest does not probe a keyboard controller we do not emulate; there is no RTC either.
+	 */
+	put16(t + 109, IAPC_VGA_NOT_PRESENT | IAPC_CMOS_RTC_ABSENT);
+	put32(t + 112, FADT_F_HW_REDUCED | FADT_F_PWR_BUTTON | FADT_F_SLP_BUTTON);
+	t[131] = FADT_MINOR;
+	put64(t + 140, dsdt_gpa);		/* X_DSDT; the 32-bit DSDT field stays 0 */
+	memcpy(t + 268, "MEMVISOR", 8);		/* Hypervisor Vendor Identity */
+	sdt_checksum(t);
+	return t;
+}
+
+static uint8_t *build_madt(struct acpi_buf *b, const struct vm_config *cfg)
+{
+	unsigned n = vcpu_count(cfg);
+	size_t len = 44 + 12;
+	uint8_t *t, *e;
+
+	for (unsigned cpu = 0; cpu < n; cpu++)
+		len += acpi__apic_id(cpu) < 0xff ? 8 : 16;
+	t = acpi_alloc(b, len);
+	if (!t)
+		return NULL;
+	sdt_header(t, "APIC", (uint32_t)len, MADT_REVISION);
+	put32(t + 36, LAPIC_ADDR);
+	/* flags 0: no PCAT_COMPAT; with a hardware-reduced FADT Linux never drives the 8259s */
+	e = t + 44;
+	for (unsigned cpu = 0; cpu < n; cpu++) {
+		uint32_t apic = acpi__apic_id(cpu);
+		uint32_t flags = cpu < cfg->boot_cpus ? MADT_ENABLED : MADT_ONLINE_CAPABLE;
+
+		/* 0xff is the xAPIC broadcast id: from there on only x2APIC entries work. */
+		if (apic < 0xff) {
+			e[0] = MADT_LAPIC;
+			e[1] = 8;
+			e[2] = (uint8_t)cpu;	/* ACPI processor UID = _UID in the DSDT */
+			e[3] = (uint8_t)apic;
+			put32(e + 4, flags);
+			e += 8;
+		} else {
+			e[0] = MADT_X2APIC;
+			e[1] = 16;
+			put32(e + 4, apic);
+			put32(e + 8, flags);
+			put32(e + 12, cpu);
+			e += 16;
+		}
+	}
+	e[0] = MADT_IOAPIC;
+	e[1] = 12;
+	e[2] = IOAPIC_ID;
+	put32(e + 4, IOAPIC_ADDR);
+	put32(e + 8, 0);			/* GSI base: ISA IRQ n is GSI n, the UART's 4 included */
+	sdt_checksum(t);
+	return t;
+}
+
+/* Proximity domain of a layout range: its node's guest_numa_id. */
+static uint32_t range_domain(const struct vm_config *cfg, const struct mem_range *r)
+{
+	int node = r->guest_node >= 0 && r->guest_node < cfg->nnuma ? r->guest_node :
+								      layout__first_node(cfg);
+
+	return cfg->numa[node].guest_numa_id;
+}
+
+static uint8_t *build_srat(struct acpi_buf *b, const struct vm_config *cfg,
+			   const struct layout *l)
+{
+	unsigned n = vcpu_count(cfg);
+	size_t len = 48;
+	uint8_t *t, *e;
+
+	for (unsigned cpu = 0; cpu < n; cpu++)
+		len += acpi__apic_id(cpu) < 0xff ? 16 : 24;
+	len += 40 * (size_t)l->nranges;
+	t = acpi_alloc(b, len);
+	if (!t)
+		return NULL;
+	sdt_header(t, "SRAT", (uint32_t)len, SRAT_REVISION);
+	put32(t + 36, 1);			/* "reserved, must be 1" for backward compatibility */
+	e = t + 48;
+	/*
+	 * Every possible vCPU is listed as enabled, present or not: the guest sizes its per-node
+	 * CPU maps at boot, and a vCPU hotplugged later must already have a node.
+	 */
+	for (unsigned cpu = 0; cpu < n; cpu++) {
+		uint32_t apic = acpi__apic_id(cpu), pxm = acpi__cpu_node(cfg, cpu);
+
+		if (apic < 0xff) {
+			e[0] = SRAT_LAPIC_AFFINITY;
+			e[1] = 16;
+			e[2] = (uint8_t)pxm;
+			e[3] = (uint8_t)apic;
+			put32(e + 4, SRAT_ENABLED);
+			e[9] = (uint8_t)(pxm >> 8);
+			e[10] = (uint8_t)(pxm >> 16);
+			e[11] = (uint8_t)(pxm >> 24);
+			e += 16;
+		} else {
+			e[0] = SRAT_X2APIC_AFFINITY;
+			e[1] = 24;
+			put32(e + 4, pxm);
+			put32(e + 8, apic);
+			put32(e + 12, SRAT_ENABLED);
+			e += 24;
+		}
+	}
+	for (int i = 0; i < l->nranges; i++) {
+		const struct mem_range *r = &l->ranges[i];
+
+		e[0] = SRAT_MEM_AFFINITY;
+		e[1] = 40;
+		put32(e + 2, range_domain(cfg, r));
+		put64(e + 8, r->gpa);
+		put64(e + 16, r->size);
+		put32(e + 28, r->kind == RANGE_RAM ? SRAT_ENABLED :
+						     SRAT_ENABLED | SRAT_HOTPLUGGABLE);
+		e += 40;
+	}
+	sdt_checksum(t);
+	return t;
+}
+
+static uint8_t *build_slit(struct acpi_buf *b, const struct vm_config *cfg)
+{
+	size_t n = (size_t)cfg->nnuma, len = 44 + n * n;
+	uint8_t *t = acpi_alloc(b, len);
+
+	if (!t)
+		return NULL;
+	sdt_header(t, "SLIT", (uint32_t)len, 1);
+	put64(t + 36, n);
+	/* Localities are guest_numa_ids 0..N-1, which acpi__build checked. */
+	for (size_t from = 0; from < n; from++)
+		for (size_t to = 0; to < n; to++)
+			t[44 + from * n + to] =
+				acpi__distance(cfg, node_index(cfg, (uint32_t)from),
+					       node_index(cfg, (uint32_t)to));
+	sdt_checksum(t);
+	return t;
+}
+
+static uint8_t *build_xsdt(struct acpi_buf *b, const uint64_t *tables, int n)
+{
+	size_t len = ACPI_HEADER_SIZE + 8 * (size_t)n;
+	uint8_t *t = acpi_alloc(b, len);
+
+	if (!t)
+		return NULL;
+	sdt_header(t, "XSDT", (uint32_t)len, 1);
+	for (int i = 0; i < n; i++)
+		put64(t + ACPI_HEADER_SIZE + 8 * i, tables[i]);
+	sdt_checksum(t);
+	return t;
+}
+
+/* Revision 2 with an XSDT only: every guest we boot is 64-bit and ACPI 2.0+. */
+static void fill_rsdp(uint8_t *r, uint64_t xsdt_gpa)
+{
+	memcpy(r, "RSD PTR ", 8);
+	memcpy(r + 9, ACPI_OEM_ID, 6);
+	r[15] = 2;
+	put32(r + 20, ACPI_RSDP_SIZE);
+	put64(r + 24, xsdt_gpa);
+	r[8] = checksum(r, ACPI_RSDP_V1_SIZE);
+	r[32] = checksum(r, ACPI_RSDP_SIZE);
+}
+
+size_t acpi__build(const struct vm_config *cfg, const struct layout *l, uint8_t *buf,
+		   uint64_t buf_gpa, size_t bufsize)
+{
+	struct acpi_buf b = { .p = buf, .size = bufsize, .gpa = buf_gpa };
+	uint64_t tables[4];
+	int ntables = 0;
+	uint8_t *rsdp, *dsdt, *t;
+
+	/* The SLIT is indexed by guest_numa_id: anything but 0..N-1 cannot be described. */
+	for (int id = 0; id < cfg->nnuma; id++)
+		if (node_index(cfg, (uint32_t)id) < 0)
+			return 0;
+	rsdp = acpi_alloc(&b, ACPI_RSDP_SIZE);
+	dsdt = build_dsdt(&b, cfg);
+	if (!rsdp || !dsdt)
+		return 0;
+	if ((t = build_fadt(&b, acpi_gpa(&b, dsdt))))
+		tables[ntables++] = acpi_gpa(&b, t);
+	if ((t = build_madt(&b, cfg)))
+		tables[ntables++] = acpi_gpa(&b, t);
+	if (cfg->nnuma > 0) {
+		if ((t = build_srat(&b, cfg, l)))
+			tables[ntables++] = acpi_gpa(&b, t);
+		if ((t = build_slit(&b, cfg)))
+			tables[ntables++] = acpi_gpa(&b, t);
+	}
+	t = build_xsdt(&b, tables, ntables);
+	if (b.full || !t)
+		return 0;
+	fill_rsdp(rsdp, acpi_gpa(&b, t));
+	return b.used;
+}

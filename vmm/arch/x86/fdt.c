@@ -1,0 +1,137 @@
+/*
+ * The VM's topology as a flattened device tree: memory ranges with their NUMA nodes, vCPUs and
+ * the distance matrix, in the node/property layout DEVELOPERS.md fixes. Our freestanding guests
+ * read this instead of parsing ACPI, so both descriptions come from the same layout and the same
+ * acpi__cpu_node/acpi__distance functions.
+ *
+ * Built with libfdt's sequential-write API: the tree is small and written once, in order.
+ */
+#include <libfdt.h>
+
+#include "arch/x86/acpi.h"
+#include "arch/x86/fdt.h"
+#include "util.h"
+
+/* Stop at the first libfdt error; the caller only needs to know that it failed. */
+#define FDT_TRY(call)                     \
+	do {                              \
+		if ((call) < 0)           \
+			return -1;        \
+	} while (0)
+
+static int fdt_reg64(void *fdt, uint64_t addr, uint64_t size)
+{
+	fdt64_t reg[2] = { cpu_to_fdt64(addr), cpu_to_fdt64(size) };
+
+	return fdt_property(fdt, "reg", reg, sizeof(reg));
+}
+
+static int memory_node(void *fdt, const struct vm_config *cfg, const struct mem_range *r)
+{
+	char name[32];
+
+	snprintf(name, sizeof(name), "memory@%llx", (unsigned long long)r->gpa);
+	FDT_TRY(fdt_begin_node(fdt, name));
+	FDT_TRY(fdt_property_string(fdt, "device_type", "memory"));
+	FDT_TRY(fdt_reg64(fdt, r->gpa, r->size));
+	if (cfg->nnuma > 0) {
+		int node = r->guest_node >= 0 && r->guest_node < cfg->nnuma ?
+				   r->guest_node : layout__first_node(cfg);
+
+		FDT_TRY(fdt_property_u32(fdt, "numa-node-id", cfg->numa[node].guest_numa_id));
+	}
+	if (r->kind != RANGE_RAM) {
+		FDT_TRY(fdt_property(fdt, "hotpluggable", NULL, 0));
+		FDT_TRY(fdt_property_string(fdt, "memvisor,kind", layout__kind_name(r->kind)));
+	}
+	FDT_TRY(fdt_end_node(fdt));
+	return 0;
+}
+
+/*
+ * Unit addresses are the reg value in hex, as the devicetree specification requires (dtc
+ * warns otherwise); they equal the decimal vCPU index below 10.
+ */
+static int cpus_node(void *fdt, const struct vm_config *cfg)
+{
+	unsigned n = cfg->max_cpus > cfg->boot_cpus ? cfg->max_cpus : cfg->boot_cpus;
+
+	if (n > MAX_VCPUS)
+		n = MAX_VCPUS;
+	FDT_TRY(fdt_begin_node(fdt, "cpus"));
+	FDT_TRY(fdt_property_u32(fdt, "#address-cells", 1));
+	FDT_TRY(fdt_property_u32(fdt, "#size-cells", 0));
+	for (unsigned cpu = 0; cpu < n; cpu++) {
+		uint32_t apic = acpi__apic_id(cpu);
+		char name[24];
+
+		snprintf(name, sizeof(name), "cpu@%x", apic);
+		FDT_TRY(fdt_begin_node(fdt, name));
+		FDT_TRY(fdt_property_string(fdt, "device_type", "cpu"));
+		FDT_TRY(fdt_property_u32(fdt, "reg", apic));
+		FDT_TRY(fdt_property_string(fdt, "status",
+					    cpu < cfg->boot_cpus ? "okay" : "disabled"));
+		if (cfg->nnuma > 0)
+			FDT_TRY(fdt_property_u32(fdt, "numa-node-id", acpi__cpu_node(cfg, cpu)));
+		FDT_TRY(fdt_end_node(fdt));
+	}
+	FDT_TRY(fdt_end_node(fdt));
+	return 0;
+}
+
+/* Every ordered pair, diagonal included, so a reader never has to apply defaults itself. */
+static int distance_map_node(void *fdt, const struct vm_config *cfg)
+{
+	int n = cfg->nnuma, k = 0;
+	fdt32_t *cells;
+	void *val;
+
+	FDT_TRY(fdt_begin_node(fdt, "distance-map"));
+	FDT_TRY(fdt_property_string(fdt, "compatible", "numa-distance-map-v1"));
+	FDT_TRY(fdt_property_placeholder(fdt, "distance-matrix",
+					 n * n * 3 * (int)sizeof(fdt32_t), &val));
+	cells = val;
+	for (int from = 0; from < n; from++)
+		for (int to = 0; to < n; to++) {
+			int i = -1, j = -1;
+
+			for (int x = 0; x < n; x++) {
+				if (cfg->numa[x].guest_numa_id == (uint32_t)from)
+					i = x;
+				if (cfg->numa[x].guest_numa_id == (uint32_t)to)
+					j = x;
+			}
+			if (i < 0 || j < 0)
+				return -1;	/* ids are not 0..N-1: no matrix to describe */
+			cells[k++] = cpu_to_fdt32((uint32_t)from);
+			cells[k++] = cpu_to_fdt32((uint32_t)to);
+			cells[k++] = cpu_to_fdt32(acpi__distance(cfg, i, j));
+		}
+	FDT_TRY(fdt_end_node(fdt));
+	return 0;
+}
+
+static int build(const struct vm_config *cfg, const struct layout *l, void *buf, int size)
+{
+	FDT_TRY(fdt_create(buf, size));
+	FDT_TRY(fdt_finish_reservemap(buf));
+	FDT_TRY(fdt_begin_node(buf, ""));
+	FDT_TRY(fdt_property_u32(buf, "#address-cells", 2));
+	FDT_TRY(fdt_property_u32(buf, "#size-cells", 2));
+	FDT_TRY(fdt_property_string(buf, "compatible", "memvisor,vm"));
+	for (int i = 0; i < l->nranges; i++)
+		FDT_TRY(memory_node(buf, cfg, &l->ranges[i]));
+	FDT_TRY(cpus_node(buf, cfg));
+	if (cfg->nnuma > 0)
+		FDT_TRY(distance_map_node(buf, cfg));
+	FDT_TRY(fdt_end_node(buf));
+	FDT_TRY(fdt_finish(buf));
+	return 0;
+}
+
+size_t fdt__build(const struct vm_config *cfg, const struct layout *l, void *buf, size_t bufsize)
+{
+	if (bufsize > INT32_MAX || build(cfg, l, buf, (int)bufsize) < 0)
+		return 0;
+	return fdt_totalsize(buf);
+}
