@@ -344,7 +344,7 @@ int backing__create(struct backing *b, const struct vm_config *cfg, const struct
 	char who[ZONE_ID_MAX + 32], s1[32], s2[32], perr[320];
 	struct build bd = { .who = who, .err = err, .errlen = errlen, .fd = -1, .old_size = -1,
 			    .size = size };
-	uint64_t page = host->page_size, align;
+	uint64_t page = host->page_size, align, reserved;
 	enum backing_type type;
 	int flags;
 
@@ -377,7 +377,24 @@ int backing__create(struct backing *b, const struct vm_config *cfg, const struct
 	if (page == host->page_size)
 		flags |= MAP_NORESERVE;
 	align = page > THP_ALIGN ? page : THP_ALIGN;
-	bd.host = map_aligned(size, align, flags, bd.fd);
+	/*
+	 * A virtio-mem region beyond what is plugged at boot must not hold pool pages: map it all
+	 * MAP_NORESERVE, then map the boot RAM and the plugged part again without it, which
+	 * reserves exactly those pages (and fails cleanly when the pool is short).
+	 */
+	reserved = size;
+	if (page != host->page_size && z->hotplug_size - z->hotplugged_size < size)
+		reserved = size - (z->hotplug_size - z->hotplugged_size);
+	bd.host = map_aligned(size, align, reserved < size ? flags | MAP_NORESERVE : flags, bd.fd);
+	if (bd.host != MAP_FAILED && reserved < size &&
+	    mmap(bd.host, reserved, PROT_READ | PROT_WRITE, flags | MAP_FIXED, bd.fd, 0) == MAP_FAILED) {
+		int e = errno;
+
+		if (munmap(bd.host, size) < 0)
+			perror("memvisor: munmap");
+		bd.host = MAP_FAILED;
+		errno = e;
+	}
 	if (bd.host == MAP_FAILED) {
 		bd.host = NULL;
 		if (page == host->page_size)
@@ -391,7 +408,7 @@ int backing__create(struct backing *b, const struct vm_config *cfg, const struct
 		return fail(&bd, "mmap of %s of %s huge pages failed: %s (pool has %lld free, %lld "
 			    "of them reserved; %llu needed)", fmt_size(size, s1, sizeof(s1)),
 			    fmt_size(page, s2, sizeof(s2)), strerror(e), nfree, resv,
-			    (unsigned long long)(size / page));
+			    (unsigned long long)(reserved / page));
 	}
 
 	/* Spec `thp`: private anonymous memory only, never shared, file or hugetlb. */

@@ -110,8 +110,8 @@ static int check_hugepages(const char *opt, const char *who, bool hugepages, uin
 	for (int i = 0; i < host->nhugepage_sizes && i < MAX_HUGEPAGE_SIZES; i++)
 		n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s", i ? ", " : "",
 				      S(host->hugepage_sizes[i]).s);
-	return error(err, errlen, "%s: %sthe host has no %s huge pages (it has %s)", opt, who,
-		     S(size ? size : host->default_hugepage_size).s, list);
+	return error(err, errlen, "%s: %shugepage_size=%s is not offered by the host (it has %s)",
+		     opt, who, S(size ? size : host->default_hugepage_size).s, list);
 }
 
 static int check_zone(const struct vm_config *cfg, const struct zone_config *z,
@@ -310,9 +310,9 @@ static uint64_t boot_ram(const struct vm_config *cfg)
 
 /*
  * The spec leaves a short huge page pool to "strange VMM behaviour"; we refuse it up front.
- * A zone's mapping is its boot RAM plus its whole virtio-mem region (main.c), and backing.c
- * maps hugetlb without MAP_NORESERVE, so mmap reserves pages for all of it, plugged or not.
- * The ACPI hotplug area is not mapped at boot. Reservations are global, but the pages come
+ * A zone's mapping is its boot RAM plus its whole virtio-mem region (main.c); backing.c
+ * reserves pool pages for the boot RAM and the part plugged at boot (hotplugged_size) only, the
+ * rest of the region is MAP_NORESERVE until plugged. The ACPI hotplug area is not mapped at boot. Reservations are global, but the pages come
  * from the bound node when the guest touches them, so a bound zone is checked on its node too.
  */
 static int check_pools(const struct vm_config *cfg, const struct host_info *host, char *err,
@@ -334,7 +334,7 @@ static int check_pools(const struct vm_config *cfg, const struct host_info *host
 		s = host_size_index(host, page);
 		if (s < 0)
 			continue;	/* check_zone refused it */
-		pages = z->size / page + z->hotplug_size / page;
+		pages = z->size / page + z->hotplugged_size / page;
 		total_need[s] += pages;
 		need = total_need[s];
 		avail = host->free_hugepages_total[s];
