@@ -427,6 +427,8 @@ def rejections() -> dict[str, VmConfig]:
             "id=mem0,size=128M,hugepages=on,hugepage_size=4M"]),
         "zone_file_excludes_hugepages": vm("size=0", [
             f"id=mem0,size=128M,file={ZONE_FILE},hugepages=on"]),
+        "zone_shared_file_not_bound": vm("size=0", [
+            f"id=mem0,size=128M,file={ZONE_FILE},shared=on,host_numa_node=0"]),
         "memory_sizes_page_multiple": vm("size=129M,hugepages=on"),
         "memory_sizes_page_multiple-4k": vm("size=131074K"),
         "memory_sizes_page_multiple-hotplug": vm("size=128M,hugepages=on,hotplug_size=129M"),

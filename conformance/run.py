@@ -127,6 +127,9 @@ def run_here(mode: str, pattern: str | None, out: Path) -> int:
     cases = matrix.generate(mode)
     if pattern:
         cases = [c for c in cases if pattern in c.name]
+    if not cases:
+        print(f"conformance: no case of the {mode} matrix matches {pattern!r}", flush=True)
+        return 1
     driver = MemvisorDriver()
     outcomes: list[Outcome] = []
     print(f"conformance: {len(cases)} cases ({mode}) under {driver.name}", flush=True)

@@ -82,8 +82,15 @@ void kvm__irq_line(struct vm *vm, uint32_t irq, int level)
 {
 	struct kvm_irq_level l = { .irq = irq, .level = (uint32_t)level };
 
-	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &l) < 0)
-		die_perror("KVM_IRQ_LINE %u", irq);
+	/*
+	 * Devices call this on vCPU threads: exit(1) there would skip the teardown and claim a
+	 * rejected configuration. A lost interrupt is a device failure, so the VM ends instead.
+	 */
+	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &l) < 0) {
+		if (!vm->stopping)
+			fprintf(stderr, "memvisor: KVM_IRQ_LINE %u: %s\n", irq, strerror(errno));
+		vm__stop(vm, EXIT_GUEST_CRASH);
+	}
 }
 
 void kvm__exit(struct vm *vm)

@@ -38,10 +38,16 @@ void vm__stop(struct vm *vm, int code)
 		die_perror("sem_post");
 }
 
-double vm__uptime(const struct vm *vm)
+double vm__uptime(struct vm *vm)
 {
 	struct timespec now;
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
+	/* Cannot fail for CLOCK_MONOTONIC; if it does, exit(1) on a vCPU thread would be wrong. */
+	if (clock_gettime(CLOCK_MONOTONIC, &now) < 0) {
+		if (!vm->stopping)
+			perror("memvisor: clock_gettime(CLOCK_MONOTONIC)");
+		vm__stop(vm, EXIT_GUEST_CRASH);
+		return 0;
+	}
 	return (double)(now.tv_sec - vm->start.tv_sec) + (now.tv_nsec - vm->start.tv_nsec) / 1e9;
 }

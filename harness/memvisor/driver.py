@@ -5,6 +5,7 @@ lines are the same); a driver turns it into an argv and knows how to read the gu
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,8 +54,9 @@ class Driver:
 class MemvisorDriver(Driver):
     name = "memvisor"
 
-    def __init__(self, binary: Path = BUILD / "memvisor") -> None:
-        self.binary = binary
+    def __init__(self, binary: Path | None = None) -> None:
+        # MEMVISOR_BIN: check another build (a sanitizer build, an older binary) with the same cases.
+        self.binary = binary or Path(os.environ.get("MEMVISOR_BIN", BUILD / "memvisor"))
 
     def command(self, cfg: VmConfig) -> list[str]:
         return [str(self.binary), "-v", "--serial", "tty", *cfg.ch_args()]

@@ -31,9 +31,12 @@ def _reader(stream, sink: list[str], marker: str | None, seen: threading.Event) 
 
 
 def run_case(case: dict) -> dict:
+    result: dict = {"name": case["name"], "argv": case["argv"], "setup_errors": []}
     for pre in case.get("setup", []):
-        subprocess.run(pre, shell=True, check=False)
-    result: dict = {"name": case["name"], "argv": case["argv"], "hp_before": hugepage_counters()}
+        p = subprocess.run(pre, shell=True, capture_output=True, text=True)
+        if p.returncode:
+            result["setup_errors"].append(f"{pre!r}: status {p.returncode} {p.stderr.strip()}")
+    result["hp_before"] = hugepage_counters()
     hold_marker = case.get("hold_marker")
     start = time.monotonic()
     proc = subprocess.Popen(case["argv"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -59,8 +62,12 @@ def run_case(case: dict) -> dict:
         proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         result["timed_out"] = True
+        result["stuck"] = _stacks(proc.pid)
         proc.kill()
-        proc.wait()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            result["unkillable"] = _stacks(proc.pid)
     t_out.join()
     t_err.join()
     result.update(rc=proc.returncode, stdout="".join(out), stderr="".join(err),
@@ -69,6 +76,17 @@ def run_case(case: dict) -> dict:
     for post in case.get("teardown", []):
         subprocess.run(post, shell=True, check=False)
     return result
+
+
+def _stacks(pid: int) -> str:
+    """Where each thread of a stuck VMM waits (wchan, state, kernel stack), for the report."""
+    out = []
+    for task in sorted(Path(f"/proc/{pid}/task").glob("*")):
+        stat = read_proc(pid, f"task/{task.name}/stat").split()
+        out.append(f"thread {task.name} state={stat[2] if len(stat) > 2 else '?'} "
+                   f"wchan={read_proc(pid, f'task/{task.name}/wchan')}")
+        out.append(read_proc(pid, f"task/{task.name}/stack"))
+    return "\n".join(out)
 
 
 def _file_facts(path: str) -> dict:

@@ -559,6 +559,17 @@ def zone_file_excludes_hugepages(c: Config) -> Violation | None:
     return _v("--memory-zone", "file") if z else None
 
 
+@rule(assumption=True)
+def zone_shared_file_not_bound(c: Config) -> Violation | None:
+    """host_numa_node: "After the memory zone is `mmap(2)`, the NUMA policy for this memory
+    mapping will be applied through `mbind(2)`". For a MAP_SHARED regular file the page cache
+    is allocated by the file's policy, not the mapping's, so the binding could not be honoured:
+    assumed a rejection naming host_numa_node (Cloud Hypervisor refuses it too)."""
+    z = _first(c.user_zones,
+               lambda z: z.file is not None and z.shared and z.host_numa_node is not None)
+    return _v("--memory-zone", "host_numa_node", "shared") if z else None
+
+
 @rule()
 def memory_sizes_page_multiple(c: Config) -> Violation | None:
     """hugepages: "This performs a memory mapping relying on the specified huge page size."

@@ -361,6 +361,9 @@ RULE_EXAMPLES: dict[str, tuple[dict, str, tuple[str, ...]]] = {
     "zone_file_excludes_hugepages": (
         dict(memory="size=0", zones=["id=a,size=1G,file=/tmp/f,hugepages=on"]),
         "--memory-zone", ("file",)),
+    "zone_shared_file_not_bound": (
+        dict(memory="size=0", zones=["id=a,size=1G,file=/tmp/f,shared=on,host_numa_node=0"]),
+        "--memory-zone", ("host_numa_node", "shared")),
     "memory_sizes_page_multiple": (dict(memory="size=1025M,hugepages=on"), "--memory",
                                    ("size",)),
     "zone_sizes_page_multiple": (

@@ -9,7 +9,7 @@ TOP = Path(__file__).resolve().parents[2]
 TESTHOST = TOP / "ci" / "testhost"
 
 
-def testhost(*cmd: str, opts: tuple[str, ...] = ("--force",), timeout: int = 300) -> subprocess.CompletedProcess:
+def run_testhost(*cmd: str, opts: tuple[str, ...] = ("--force",), timeout: int = 300) -> subprocess.CompletedProcess:
     return subprocess.run([str(TESTHOST), *opts, "--", *cmd], capture_output=True, text=True,
                           timeout=timeout, cwd=TOP)
 
@@ -59,13 +59,13 @@ def test_exit_status_and_stderr_propagate(facts: dict[str, str]) -> None:
 
 
 def test_bad_option_fails_fast() -> None:
-    r = testhost("true", opts=("--nodes", "x"), timeout=10)
+    r = run_testhost("true", opts=("--nodes", "x"), timeout=10)
     assert r.returncode == 125
     assert "--nodes: 'x' is not a number" in r.stderr
 
 
 def test_time_limit_kills_and_shows_console() -> None:
-    r = testhost("sleep", "600", opts=("--force", "--timeout", "20"), timeout=60)
+    r = run_testhost("sleep", "600", opts=("--force", "--timeout", "20"), timeout=60)
     assert r.returncode == 125
     assert "time limit of 20s reached" in r.stderr
     assert "test host console" in r.stderr

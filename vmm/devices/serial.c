@@ -72,9 +72,15 @@ static void serial__transmit(struct vm *vm, uint8_t c)
 	do
 		n = write(s->out_fd, &c, 1);
 	while (n < 0 && errno == EINTR);
-	/* A closed stdout (the harness went away) must not kill the guest; other errors do. */
-	if (n < 0 && errno != EPIPE)
-		die_perror("--serial: write");
+	/*
+	 * A closed stdout (the harness went away; SIGPIPE is ignored) must not kill the guest.
+	 * Other errors end the VM, reported once: this runs on a vCPU thread, where exit(1) would
+	 * skip the teardown and claim a rejected configuration.
+	 */
+	if (n < 0 && errno != EPIPE && !vm->stopping) {
+		fprintf(stderr, "memvisor: --serial: write: %s\n", strerror(errno));
+		vm__stop(vm, EXIT_GUEST_CRASH);
+	}
 }
 
 static void serial__out(struct vm *vm, unsigned reg, uint8_t v)

@@ -79,8 +79,8 @@ static bool type_is_hugetlb(enum backing_type t)
 
 /*
  * hugepage_size 0 means the host's default, which only backing__create knows; without a host we
- * assume x86_64's 2 MiB. A file wins over hugepages=on, as in Cloud Hypervisor: the file's
- * filesystem (hugetlbfs or not) decides its page size.
+ * assume x86_64's 2 MiB. config__validate refuses file= with hugepages=on; should both reach us
+ * anyway, the file is used and its file system (hugetlbfs or not) decides the page size.
  */
 static enum backing_type zone_type(const struct vm_config *cfg, const struct zone_config *z,
 				   uint64_t hugepage_size)
@@ -117,19 +117,56 @@ static const char *fmt_size(uint64_t v, char *buf, size_t len)
 	return buf;
 }
 
-/* The option that described the zone: the spec's error messages name what the user wrote. */
+/*
+ * The option that described the zone, as validate.c names it: "--memory" for the zone --memory
+ * size=N made, else "--memory-zone: zone 'id'".
+ */
 static void zone_option(const struct vm_config *cfg, const struct zone_config *z, char *buf,
 			size_t len)
 {
 	if (cfg->memory.size && !strcmp(z->id, DEFAULT_ZONE_ID))
 		snprintf(buf, len, "--memory");
 	else
-		snprintf(buf, len, "--memory-zone %s", z->id);
+		snprintf(buf, len, "--memory-zone: zone '%s'", z->id);
+}
+
+/*
+ * Bytes at the start of a zone's mapping that hold memory at boot: the boot RAM and the part of
+ * the virtio-mem region plugged at boot (hotplugged_size). The rest is plugged later, so it takes
+ * no huge page reservation and is not prefaulted.
+ */
+static uint64_t plugged_size(const struct zone_config *z, uint64_t size)
+{
+	uint64_t unplugged;
+
+	if (z->hotplugged_size > z->hotplug_size)	/* validation refuses it: no split */
+		return size;
+	unplugged = z->hotplug_size - z->hotplugged_size;
+	return unplugged <= size ? size - unplugged : size;
+}
+
+/*
+ * Undo what backing__create made, last step first: unmap, give a user file we grew its size
+ * back, close, remove a file we created. Only warnings: there is nothing left to undo it with.
+ */
+static void undo(void *host, uint64_t size, int fd, const char *created, off_t old_size)
+{
+	if (host && munmap(host, size) < 0)
+		fprintf(stderr, "memvisor: warning: munmap of a zone failed: %s\n", strerror(errno));
+	if (old_size >= 0 && ftruncate(fd, old_size) < 0)
+		fprintf(stderr, "memvisor: warning: cannot restore the size of the backing file: %s\n",
+			strerror(errno));
+	if (fd >= 0 && close(fd) < 0)
+		fprintf(stderr, "memvisor: warning: close of a zone's file failed: %s\n",
+			strerror(errno));
+	if (created && unlink(created) < 0)
+		fprintf(stderr, "memvisor: warning: cannot remove '%s': %s\n", created,
+			strerror(errno));
 }
 
 /* What backing__create has made so far, so that a failure can undo exactly that. */
 struct build {
-	const char *who;		/* "--memory-zone mem1" */
+	const char *who;		/* "--memory-zone: zone 'mem1'" */
 	char *err;
 	size_t errlen;
 	int fd;
@@ -150,16 +187,7 @@ static int fail(struct build *bd, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	error(bd->err, bd->errlen, "%s: %s", bd->who, msg);
-	/* Undo in reverse order; these cannot sensibly fail on what we just made. */
-	if (bd->host)
-		munmap(bd->host, bd->size);
-	if (bd->old_size >= 0 && ftruncate(bd->fd, bd->old_size) < 0)
-		fprintf(stderr, "memvisor: warning: cannot restore the size of the backing file: %s\n",
-			strerror(errno));
-	if (bd->fd >= 0)
-		close(bd->fd);
-	if (bd->created)
-		unlink(bd->created);
+	undo(bd->host, bd->size, bd->fd, bd->created, bd->old_size);
 	errno = errnum;
 	return -1;
 }
@@ -344,11 +372,11 @@ int backing__create(struct backing *b, const struct vm_config *cfg, const struct
 	char who[ZONE_ID_MAX + 32], s1[32], s2[32], perr[320];
 	struct build bd = { .who = who, .err = err, .errlen = errlen, .fd = -1, .old_size = -1,
 			    .size = size };
-	uint64_t page = host->page_size, align, reserved;
+	uint64_t page = host->page_size, align, plugged, reserved;
 	enum backing_type type;
 	int flags;
 
-	*b = (struct backing){ .fd = -1 };
+	*b = (struct backing){ .fd = -1, .old_size = -1 };
 	zone_option(cfg, z, who, sizeof(who));
 	if (z->hugepages && !z->file) {
 		page = z->hugepage_size ? z->hugepage_size : host->default_hugepage_size;
@@ -382,11 +410,10 @@ int backing__create(struct backing *b, const struct vm_config *cfg, const struct
 	 * MAP_NORESERVE, then map the boot RAM and the plugged part again without it, which
 	 * reserves exactly those pages (and fails cleanly when the pool is short).
 	 */
-	reserved = size;
-	if (page != host->page_size && z->hotplug_size - z->hotplugged_size < size)
-		reserved = size - (z->hotplug_size - z->hotplugged_size);
+	plugged = plugged_size(z, size);
+	reserved = page != host->page_size ? plugged : size;
 	bd.host = map_aligned(size, align, reserved < size ? flags | MAP_NORESERVE : flags, bd.fd);
-	if (bd.host != MAP_FAILED && reserved < size &&
+	if (bd.host != MAP_FAILED && reserved && reserved < size &&
 	    mmap(bd.host, reserved, PROT_READ | PROT_WRITE, flags | MAP_FIXED, bd.fd, 0) == MAP_FAILED) {
 		int e = errno;
 
@@ -420,13 +447,14 @@ int backing__create(struct backing *b, const struct vm_config *cfg, const struct
 		return -1;
 	if (z->host_numa_node >= 0 && bind_node(&bd, z->host_numa_node) < 0)
 		return -1;
-	if (z->prefault && backing__prefault(bd.host, size, page, flags & MAP_SHARED, 0, perr,
-					     sizeof(perr)) < 0)
+	/* Only what the guest has at boot: prefaulting the unplugged region would fill it. */
+	if (z->prefault && plugged &&
+	    backing__prefault(bd.host, plugged, page, flags & MAP_SHARED, 0, perr, sizeof(perr)) < 0)
 		return fail(&bd, "prefault=on: %s", perr);
 
 	*b = (struct backing){
 		.type = type, .host = bd.host, .size = size, .page_size = page, .fd = bd.fd,
-		.shared = flags & MAP_SHARED,
+		.shared = flags & MAP_SHARED, .created = bd.created, .old_size = bd.old_size,
 	};
 	return 0;
 }
@@ -547,11 +575,15 @@ int backing__prefault(void *host, uint64_t size, uint64_t page_size, bool shared
 	for (int i = 0; i < n; i++)
 		if (!jobs[i].started)
 			populate(&jobs[i]);
+	/*
+	 * pthread_join of a joinable thread of ours fails only with EINVAL, ESRCH or EDEADLK,
+	 * none of which leaves one of our threads running on the mapping: report, do not die.
+	 */
 	for (int i = 1; i < n; i++) {
 		int e = jobs[i].started ? pthread_join(jobs[i].thread, NULL) : 0;
 
-		if (e)	/* cannot happen for a joinable thread of ours; never leave it running */
-			die("prefault: pthread_join: %s", strerror(e));
+		if (e && !ret)
+			ret = error(err, errlen, "prefault: pthread_join: %s", strerror(e));
 	}
 	for (int i = 0; i < n && !ret; i++) {
 		if (!jobs[i].err)
@@ -584,6 +616,14 @@ void backing__destroy(struct backing *b)
 			backing__name(b->type), strerror(errno));
 	b->host = NULL;
 	b->fd = -1;
+}
+
+void backing__abort(struct backing *b)
+{
+	if (!b->host)		/* never made, or destroyed already */
+		return;
+	undo(b->host, b->size, b->fd, b->created, b->old_size);
+	*b = (struct backing){ .fd = -1, .old_size = -1 };
 }
 
 char *backing__describe(const struct backing *b, char *buf, size_t len)

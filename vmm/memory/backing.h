@@ -18,6 +18,9 @@ struct backing {
 	uint64_t page_size;	/* page size of the mapping */
 	int fd;			/* memfd or file; -1 for anonymous */
 	bool shared;
+	/* For backing__abort: what to undo in the file system. */
+	const char *created;	/* the zone's file= when we created it (the string is the caller's) */
+	int64_t old_size;	/* a user's file= we grew: its size before, else -1 */
 };
 
 const char *backing__name(enum backing_type t);
@@ -25,16 +28,26 @@ const char *backing__name(enum backing_type t);
 enum backing_type backing__type(const struct vm_config *cfg, const struct zone_config *z);
 
 /*
- * Create the mapping of one zone of `size` bytes: memfd/file/anonymous, madvise, mbind, and
- * prefault when asked. Returns 0, or -1 with one line in err; nothing is left mapped or open
- * on failure.
+ * Create the mapping of one zone of `size` bytes (boot RAM + virtio-mem region):
+ * memfd/file/anonymous, madvise, mbind, and prefault when asked. Huge page reservation and
+ * prefault cover only the boot RAM and hotplugged_size of the region. Returns 0, or -1 with one
+ * line in err; nothing is left mapped, open or changed in the file system on failure.
  */
 int backing__create(struct backing *b, const struct vm_config *cfg, const struct zone_config *z,
 		    uint64_t size, const struct host_info *host, char *err, size_t errlen);
-/* Populate [host, host+size) with `threads` threads (0: one per online CPU). */
+/* Populate [host, host+size) with `threads` threads (0: one per usable CPU). */
 int backing__prefault(void *host, uint64_t size, uint64_t page_size, bool shared, int threads,
 		      char *err, size_t errlen);
+/*
+ * End of a VM: sync a shared file, unmap, close. A file keeps the guest's data (and the size
+ * it was grown to); a created file stays.
+ */
 void backing__destroy(struct backing *b);
+/*
+ * Setup failed before the guest ran: unmap, close, and undo what backing__create did to the
+ * file system (remove a file it created, shrink a user's file back to its size before).
+ */
+void backing__abort(struct backing *b);
 /* One line for logs: "anonymous_thp: 512 MiB at 0x7f..., 4 KiB pages, MAP_PRIVATE, fd -1". */
 char *backing__describe(const struct backing *b, char *buf, size_t len);
 

@@ -402,10 +402,15 @@ fail:
 	return NULL;
 }
 
-static int fill_memory(struct vm_config *cfg, const struct kv *kv, char *err, size_t errlen)
+/* given: --memory was on the command line (without it, every default applies, size too). */
+static int fill_memory(struct vm_config *cfg, const struct kv *kv, bool given, char *err,
+		       size_t errlen)
 {
 	struct memory_config *m = &cfg->memory;
 
+	/* Spec, size: "This option is mandatory when using the --memory parameter." */
+	if (given && !kv->v[O_MEMORY_size].given)
+		return error(err, errlen, "--memory: size is mandatory");
 	m->size = kv->v[O_MEMORY_size].u64;
 	m->mergeable = kv->v[O_MEMORY_mergeable].b;
 	m->shared = kv->v[O_MEMORY_shared].b;
@@ -576,7 +581,7 @@ static int parse_args(struct vm_config *cfg, const struct argv_values *av, char 
 		      errlen);
 	if (!kv)
 		return -1;
-	ret = fill_memory(cfg, kv, err, errlen);
+	ret = fill_memory(cfg, kv, av->n[ARG_MEMORY] > 0, err, errlen);
 	kv_free(kv);
 	if (ret)
 		return -1;

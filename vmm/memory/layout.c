@@ -6,18 +6,49 @@
  * ACPI tables and FDT all read struct layout, so this file is the one place addresses are chosen.
  */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <string.h>
 
 #include "memory/layout.h"
 #include "util.h"
 
-/*
- * The option a zone came from, for error messages: after config__parse, --memory size=N (N > 0)
- * is the one zone DEFAULT_ZONE_ID; with --memory size=0 every zone is a --memory-zone.
- */
-static const char *zone_option(const struct vm_config *cfg)
+#define LIMIT_MSG "guest memory would end beyond the %llu GiB address limit"
+
+struct sz { char s[24]; };
+/* 2097152 -> "2M": sizes in messages as the user writes them (as validate.c does). */
+static struct sz S(uint64_t v)
 {
-	return cfg->memory.size ? "--memory" : "--memory-zone";
+	static const char suffix[] = "KMGT";
+	struct sz r;
+	int i = -1;
+
+	while (i < 3 && v && v % 1024 == 0) {
+		v /= 1024;
+		i++;
+	}
+	if (i < 0)
+		snprintf(r.s, sizeof(r.s), "%" PRIu64, v);
+	else
+		snprintf(r.s, sizeof(r.s), "%" PRIu64 "%c", v, suffix[i]);
+	return r;
+}
+
+/*
+ * "--memory: msg" for the zone --memory size=N made (after config__parse it is the one zone
+ * DEFAULT_ZONE_ID), else "--memory-zone: zone 'id': msg", as validate.c writes them.
+ */
+static int __printf(5, 6) zone_error(const struct vm_config *cfg, const struct zone_config *z,
+				     char *err, size_t errlen, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (cfg->memory.size)
+		return error(err, errlen, "--memory: %s", msg);
+	return error(err, errlen, "--memory-zone: zone '%s': %s", z->id, msg);
 }
 
 int layout__first_node(const struct vm_config *cfg)
@@ -77,16 +108,12 @@ static int add_range(struct layout *l, enum range_kind kind, uint64_t gpa, uint6
 }
 
 /*
- * Checks that [gpa, gpa + size) stays below LAYOUT_MAX_GPA. Both operands are at most
- * LAYOUT_MAX_GPA when this returns 0, so later sums cannot overflow 64 bits.
+ * Whether [gpa, gpa + size) ends beyond LAYOUT_MAX_GPA. Both operands are at most LAYOUT_MAX_GPA
+ * when it does not, so later sums cannot overflow 64 bits.
  */
-static int check_limit(uint64_t gpa, uint64_t size, const char *option, char *err, size_t errlen)
+static bool beyond_limit(uint64_t gpa, uint64_t size)
 {
-	if (size > LAYOUT_MAX_GPA || gpa > LAYOUT_MAX_GPA - size)
-		return error(err, errlen,
-			     "%s: guest memory would end beyond the %llu GiB address limit",
-			     option, LAYOUT_MAX_GPA / GiB);
-	return 0;
+	return size > LAYOUT_MAX_GPA || gpa > LAYOUT_MAX_GPA - size;
 }
 
 /* Boot RAM of one zone from *cursor on, split around the 32-bit MMIO hole. */
@@ -97,8 +124,8 @@ static int place_zone(struct layout *l, const struct vm_config *cfg, int zi, uin
 	uint64_t gpa = *cursor, off = 0, left = z->size;
 
 	if (!IS_ALIGNED(z->size, LAYOUT_PAGE_ALIGN))
-		return error(err, errlen, "%s: size of zone %s is not a multiple of 4 KiB",
-			     zone_option(cfg), z->id);
+		return zone_error(cfg, z, err, errlen, "size=%s: not a multiple of 4 KiB",
+				  S(z->size).s);
 	while (left) {
 		uint64_t chunk = left;
 
@@ -106,8 +133,10 @@ static int place_zone(struct layout *l, const struct vm_config *cfg, int zi, uin
 			gpa = RAM_64BIT_START;
 		if (gpa < MMIO32_START && chunk > MMIO32_START - gpa)
 			chunk = MMIO32_START - gpa;
-		if (check_limit(gpa, chunk, zone_option(cfg), err, errlen) ||
-		    add_range(l, RANGE_RAM, gpa, chunk, zi, off, zone_node(cfg, zi), err, errlen))
+		if (beyond_limit(gpa, chunk))
+			return zone_error(cfg, z, err, errlen, "size=%s: " LIMIT_MSG, S(z->size).s,
+					  LAYOUT_MAX_GPA / GiB);
+		if (add_range(l, RANGE_RAM, gpa, chunk, zi, off, zone_node(cfg, zi), err, errlen))
 			return -1;
 		gpa += chunk;
 		off += chunk;
@@ -144,11 +173,18 @@ int layout__build(struct layout *l, const struct vm_config *cfg, char *err, size
 	}
 	/*
 	 * The boot data below 1 MiB and the start of the kernel are written through one host
-	 * mapping, so the RAM range at 0 alone must cover them.
+	 * mapping, so the RAM range at 0 alone must cover them. It belongs to the first zone with
+	 * boot RAM, whose size is what the user has to change.
 	 */
-	if (l->nranges == 0 || l->ranges[0].size < LAYOUT_MIN_BOOT_RAM)
-		return error(err, errlen, "%s: the first memory zone needs at least %llu MiB",
-			     zone_option(cfg), LAYOUT_MIN_BOOT_RAM / MiB);
+	if (l->nranges == 0 || l->ranges[0].size < LAYOUT_MIN_BOOT_RAM) {
+		const struct zone_config *z = &cfg->zones[l->nranges ? l->ranges[0].zone : 0];
+
+		if (!cfg->nzones)
+			return error(err, errlen, "--memory: size=0: the first memory zone needs "
+				     "at least %llu MiB", LAYOUT_MIN_BOOT_RAM / MiB);
+		return zone_error(cfg, z, err, errlen, "size=%s: the first memory zone needs at "
+				  "least %llu MiB", S(z->size).s, LAYOUT_MIN_BOOT_RAM / MiB);
+	}
 	l->ram_end = cursor;
 
 	if (cfg->memory.hotplug_size && cfg->memory.hotplug_method == HOTPLUG_ACPI) {
@@ -156,9 +192,12 @@ int layout__build(struct layout *l, const struct vm_config *cfg, char *err, size
 
 		cursor = hotplug_start(cursor);
 		if (!IS_ALIGNED(size, LAYOUT_PAGE_ALIGN))
-			return error(err, errlen, "--memory: hotplug_size is not a multiple of 4 KiB");
-		if (check_limit(cursor, size, "--memory", err, errlen) ||
-		    add_range(l, RANGE_ACPI_HOTPLUG, cursor, size, -1, 0, layout__first_node(cfg),
+			return error(err, errlen, "--memory: hotplug_size=%s: not a multiple of 4 KiB",
+				     S(size).s);
+		if (beyond_limit(cursor, size))
+			return error(err, errlen, "--memory: hotplug_size=%s: " LIMIT_MSG, S(size).s,
+				     LAYOUT_MAX_GPA / GiB);
+		if (add_range(l, RANGE_ACPI_HOTPLUG, cursor, size, -1, 0, layout__first_node(cfg),
 			      err, errlen))
 			return -1;
 		cursor += size;
@@ -170,12 +209,13 @@ int layout__build(struct layout *l, const struct vm_config *cfg, char *err, size
 			continue;
 		cursor = hotplug_start(cursor);
 		if (!IS_ALIGNED(z->hotplug_size, LAYOUT_PAGE_ALIGN))
-			return error(err, errlen,
-				     "%s: hotplug_size of zone %s is not a multiple of 4 KiB",
-				     zone_option(cfg), z->id);
+			return zone_error(cfg, z, err, errlen, "hotplug_size=%s: not a multiple of "
+					  "4 KiB", S(z->hotplug_size).s);
+		if (beyond_limit(cursor, z->hotplug_size))
+			return zone_error(cfg, z, err, errlen, "hotplug_size=%s: " LIMIT_MSG,
+					  S(z->hotplug_size).s, LAYOUT_MAX_GPA / GiB);
 		/* The zone's mapping is [boot RAM][virtio-mem region]: offset = boot size. */
-		if (check_limit(cursor, z->hotplug_size, zone_option(cfg), err, errlen) ||
-		    add_range(l, RANGE_VIRTIO_MEM, cursor, z->hotplug_size, i, z->size,
+		if (add_range(l, RANGE_VIRTIO_MEM, cursor, z->hotplug_size, i, z->size,
 			      zone_node(cfg, i), err, errlen))
 			return -1;
 		cursor += z->hotplug_size;

@@ -4,9 +4,13 @@
  * Rules beyond the spec follow Cloud Hypervisor (vmm/src/config.rs, memory_manager.rs,
  * virtio-devices/src/mem.rs), as the comments at each say.
  */
+#include <errno.h>
 #include <inttypes.h>
+#include <libgen.h>
 #include <stdarg.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
+#include <unistd.h>
 #include "memory/config.h"
 #include "util.h"
 
@@ -114,6 +118,42 @@ static int check_hugepages(const char *opt, const char *who, bool hugepages, uin
 		     opt, who, S(size ? size : host->default_hugepage_size).s, list);
 }
 
+/*
+ * file=: what backing.c will do with the path must be possible, so that a bad file= of a later
+ * zone is refused before an earlier zone is mapped and prefaulted. An existing path is opened
+ * read-write (a regular file) or gets a temporary file (a directory); a missing one is created.
+ */
+static int check_file(const struct vm_config *cfg, const struct zone_config *z, char *err,
+		      size_t errlen)
+{
+	char parent[4096];
+	const char *dir;
+	struct stat st;
+
+	if (stat(z->file, &st) == 0) {
+		if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+			return zone_error(cfg, z, err, errlen, "file '%s': not a regular file or a "
+					  "directory", z->file);
+		if (access(z->file, S_ISDIR(st.st_mode) ? W_OK | X_OK : R_OK | W_OK) < 0)
+			return zone_error(cfg, z, err, errlen, "file '%s': %s", z->file,
+					  strerror(errno));
+		return 0;
+	}
+	if (errno != ENOENT)
+		return zone_error(cfg, z, err, errlen, "file '%s': %s", z->file, strerror(errno));
+	if ((size_t)snprintf(parent, sizeof(parent), "%s", z->file) >= sizeof(parent))
+		return zone_error(cfg, z, err, errlen, "file '%s': path too long", z->file);
+	/* dirname() may modify its argument (it gets the copy) or return a static "." */
+	dir = dirname(parent);
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+		return zone_error(cfg, z, err, errlen, "file '%s': directory '%s' does not exist",
+				  z->file, dir);
+	if (access(dir, W_OK | X_OK) < 0)
+		return zone_error(cfg, z, err, errlen, "file '%s': cannot create it in '%s': %s",
+				  z->file, dir, strerror(errno));
+	return 0;
+}
+
 static int check_zone(const struct vm_config *cfg, const struct zone_config *z,
 		      const struct host_info *host, char *err, size_t errlen)
 {
@@ -169,6 +209,8 @@ static int check_zone(const struct vm_config *cfg, const struct zone_config *z,
 	if (z->hotplugged_size % VIRTIO_MEM_BLOCK_SIZE)
 		return zone_error(cfg, z, err, errlen, "hotplugged_size %s is not a multiple of 2M "
 				  "(virtio-mem block size)", S(z->hotplugged_size).s);
+	if (z->file && check_file(cfg, z, err, errlen))
+		return -1;
 	return 0;
 }
 

@@ -237,7 +237,7 @@ static void test_type_selection(void **state)
 	assert_int_equal(backing__type(&on, &z), BACKING_file_shared);
 	z.shared = false;
 	assert_int_equal(backing__type(&on, &z), BACKING_file);
-	z.hugepages = true;	/* a file wins, as in Cloud Hypervisor */
+	z.hugepages = true;	/* validation refuses it; here the file decides */
 	assert_int_equal(backing__type(&on, &z), BACKING_file);
 	z.file = NULL;
 	assert_int_equal(backing__type(&on, &z), BACKING_hugetlb_2m);
@@ -443,6 +443,26 @@ static void test_prefault_create(void **state)
 	backing__destroy(&b);
 }
 
+/* A virtio-mem region is prefaulted only as far as hotplugged_size plugs it at boot. */
+static void test_prefault_plugged_only(void **state)
+{
+	struct vm_config c = config(true);
+	struct zone_config z = zone("vmem");
+	struct backing b;
+	struct vma v;
+
+	(void)state;
+	z.shared = true;
+	z.prefault = true;
+	z.hotplug_size = 16 * MiB;
+	z.hotplugged_size = 4 * MiB;
+	create_ok(&b, &c, &z, 8 * MiB + 16 * MiB);
+	v = vma_of(b.host);
+	assert_int_equal(v.end - v.start, 24 * MiB);
+	assert_int_equal(v.rss_kb, (8 + 4) * MiB / KiB);
+	backing__destroy(&b);
+}
+
 /* backing__prefault as the benchmarks use it, on a fresh anonymous mapping. */
 static void prefault_threads(int threads, uint64_t size)
 {
@@ -542,7 +562,7 @@ static void test_failure_leaves_nothing(void **state)
 	maps = count_big_maps(16 * MiB);
 	fds = count_fds();
 	assert_int_equal(backing__create(&b, &c, &z, 16 * MiB, &h, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "--memory-zone bad: host_numa_node=63: mbind"));
+	assert_true(!strncmp(err, "--memory-zone: zone 'bad': host_numa_node=63: mbind", 51));
 	assert_null(strchr(err, '\n'));
 	assert_int_equal(stat(path, &st), -1);
 	assert_int_equal(count_big_maps(16 * MiB), maps);
@@ -567,6 +587,57 @@ static void test_failure_leaves_nothing(void **state)
 	z = zone(DEFAULT_ZONE_ID);
 	assert_int_equal(backing__create(&b, &c, &z, 16 * MiB + 1, &h, err, sizeof(err)), -1);
 	assert_true(!strncmp(err, "--memory: size ", 15));
+}
+
+/*
+ * backing__abort (setup failed after the zone was made) undoes the file system changes;
+ * backing__destroy (the VM ended) keeps them: the file holds the guest's data.
+ */
+static void test_abort_and_destroy_files(void **state)
+{
+	char path[128], buf[8] = "";
+	struct vm_config c = config(true);
+	struct zone_config z = zone("ab");
+	struct backing b;
+	struct stat st;
+	int fds = count_fds(), fd;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/abort.img", tmpdir);
+	z.file = path;
+	z.shared = true;
+	create_ok(&b, &c, &z, 4 * MiB);		/* created by us */
+	assert_int_equal(stat(path, &st), 0);
+	backing__abort(&b);
+	assert_null(b.host);
+	assert_int_equal(b.fd, -1);
+	assert_int_equal(stat(path, &st), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(count_fds(), fds);
+	backing__abort(&b);	/* twice is harmless */
+
+	/* A user's file we grew goes back to its size, its data intact. */
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "keep", 4, 0), 4);
+	create_ok(&b, &c, &z, 4 * MiB);
+	memcpy((char *)b.host + 4096, "guest", 5);
+	backing__abort(&b);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(st.st_size, 4);
+	assert_int_equal(pread(fd, buf, 4, 0), 4);
+	assert_memory_equal(buf, "keep", 4);
+
+	/* After a normal end the grown file keeps its size and the guest's data. */
+	create_ok(&b, &c, &z, 4 * MiB);
+	memcpy((char *)b.host + 4096, "guest", 5);
+	backing__destroy(&b);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(st.st_size, 4 * MiB);
+	assert_int_equal(pread(fd, buf, 5, 4096), 5);
+	assert_memory_equal(buf, "guest", 5);
+	close(fd);
+	assert_int_equal(unlink(path), 0);
 }
 
 /* Make `want` 2 MiB pages free in the pool (as root), remembering its size for the teardown. */
@@ -645,6 +716,36 @@ static void test_hugetlb_2m(void **state)
 	}
 }
 
+/* Boot RAM 8M + plugged 4M of a 16M region: 6 pool pages reserved, and 6 taken by prefault. */
+static void test_hugetlb_plugged_only(void **state)
+{
+	struct vm_config c = config(true);
+	struct zone_config z = zone("hvmem");
+	long long free0, resv0;
+	struct backing b;
+
+	(void)state;
+	need_2m_pages(12);	/* enough for the whole mapping: only our split keeps it at 6 */
+	free0 = read_ll(HUGE_2M_SYSFS "free_hugepages");
+	resv0 = read_ll(HUGE_2M_SYSFS "resv_hugepages");
+	z.hugepages = true;
+	z.hugepage_size = 2 * MiB;
+	z.hotplug_size = 16 * MiB;
+	z.hotplugged_size = 4 * MiB;
+	create_ok(&b, &c, &z, 24 * MiB);
+	assert_int_equal(read_ll(HUGE_2M_SYSFS "resv_hugepages"), resv0 + 6);
+	assert_int_equal(read_ll(HUGE_2M_SYSFS "free_hugepages"), free0);
+	backing__destroy(&b);
+	assert_int_equal(read_ll(HUGE_2M_SYSFS "resv_hugepages"), resv0);
+
+	z.prefault = true;
+	create_ok(&b, &c, &z, 24 * MiB);
+	assert_int_equal(read_ll(HUGE_2M_SYSFS "free_hugepages"), free0 - 6);
+	assert_int_equal(read_ll(HUGE_2M_SYSFS "resv_hugepages"), resv0);
+	backing__destroy(&b);
+	assert_int_equal(read_ll(HUGE_2M_SYSFS "free_hugepages"), free0);
+}
+
 static void test_hugetlb_pool_too_small(void **state)
 {
 	struct vm_config c = config(true);
@@ -658,7 +759,7 @@ static void test_hugetlb_pool_too_small(void **state)
 	(void)state;
 	need_2m_pages(2);
 	free0 = read_ll(HUGE_2M_SYSFS "free_hugepages");
-	snprintf(want, sizeof(want), "--memory-zone short: mmap of 16 MiB of 2 MiB huge pages "
+	snprintf(want, sizeof(want), "--memory-zone: zone 'short': mmap of 16 MiB of 2 MiB huge pages "
 		 "failed: Cannot allocate memory (pool has %lld free", free0);
 	z.hugepages = true;
 	z.hugepage_size = 2 * MiB;
@@ -722,11 +823,14 @@ int main(void)
 		cmocka_unit_test(test_file_directory_leaves_nothing),
 		cmocka_unit_test(test_mergeable),
 		cmocka_unit_test(test_prefault_create),
+		cmocka_unit_test(test_prefault_plugged_only),
 		cmocka_unit_test(test_prefault_serial_and_parallel),
 		cmocka_unit_test(test_prefault_errors),
 		cmocka_unit_test(test_numa_bind),
 		cmocka_unit_test(test_failure_leaves_nothing),
+		cmocka_unit_test(test_abort_and_destroy_files),
 		cmocka_unit_test_teardown(test_hugetlb_2m, restore_2m_pool),
+		cmocka_unit_test_teardown(test_hugetlb_plugged_only, restore_2m_pool),
 		cmocka_unit_test_teardown(test_hugetlb_pool_too_small, restore_2m_pool),
 		cmocka_unit_test(test_describe),
 	};

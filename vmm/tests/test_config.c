@@ -223,7 +223,7 @@ static void test_zones_repeated_and_multivalue(void **state)
 	OK(&cfg, "--memory", "size=0,hotplug_method=virtio-mem",
 	   "--memory-zone", "id=a,size=1G", "id=b,size=2G,shared=on,prefault=on",
 	   "--cpus", "boot=2",
-	   "--memory-zone", "id=c,size=1G,file=/nonexistent/c,host_numa_node=1",
+	   "--memory-zone", "id=c,size=1G,file=/tmp/memvisor-test-c,host_numa_node=1",
 	   "id=d,size=1G,hugepages=on,hugepage_size=1G,hotplug_size=2G,hotplugged_size=1G",
 	   "--memory-zone", "id=e,size=4M,hugepages=on");
 	assert_int_equal(cfg.memory.size, 0);
@@ -236,7 +236,7 @@ static void test_zones_repeated_and_multivalue(void **state)
 	assert_string_equal(cfg.zones[1].id, "b");
 	assert_int_equal(cfg.zones[1].size, 2 * GiB);
 	assert_true(cfg.zones[1].shared && cfg.zones[1].prefault);
-	assert_string_equal(cfg.zones[2].file, "/nonexistent/c");
+	assert_string_equal(cfg.zones[2].file, "/tmp/memvisor-test-c");
 	assert_int_equal(cfg.zones[2].host_numa_node, 1);
 	assert_true(cfg.zones[3].hugepages);
 	assert_int_equal(cfg.zones[3].hugepage_size, GiB);
@@ -373,9 +373,10 @@ static void test_value_syntax(void **state)
 	assert_int_equal(cfg.zones[0].size, 2 * GiB);
 	assert_int_equal(cfg.zones[0].hugepage_size, 0);
 	config__free(&cfg);
-	OK(&cfg, "--memory", "");	/* all defaults */
-	assert_int_equal(cfg.memory.size, 512 * MiB);
-	config__free(&cfg);
+	/* Spec: size "is mandatory when using the --memory parameter"; without --memory, 512M. */
+	ERR("--memory: size is mandatory", "--memory", "");
+	ERR("--memory: size is mandatory", "--memory", "size=");
+	ERR("--memory: size is mandatory", "--memory", "shared=on,prefault=on");
 	OK(&cfg, "--memory", "size=1G,thp=", "--cpus", "boot=2,max=");
 	assert_true(cfg.memory.thp);
 	assert_int_equal(cfg.max_cpus, 2);
@@ -422,7 +423,9 @@ static void test_every_option_accepted(void **state)
 
 			snprintf(kv, sizeof(kv), "%s=%s", all_opts[o].name, vals[i]);
 			if (!strcmp(all_opts[o].group, "MEMORY")) {
-				r = config__parse(&cfg, 3, ARGV("--memory", kv), err, sizeof(err));
+				/* size is mandatory; given twice, the last one wins */
+				snprintf(zone, sizeof(zone), "size=1G,%s", kv);
+				r = config__parse(&cfg, 3, ARGV("--memory", zone), err, sizeof(err));
 			} else if (!strcmp(all_opts[o].group, "ZONE")) {
 				snprintf(zone, sizeof(zone), "id=z,size=1G,%s", kv);
 				r = config__parse(&cfg, 5, ARGV("--memory", "size=0", "--memory-zone",
@@ -487,9 +490,10 @@ static void test_parse_errors(void **state)
 	    "below 16E)", "--memory", "size=12X");
 	ERR("--memory-zone: hotplug_size=1P: not a size (a number with an optional K, M, G or T "
 	    "suffix, below 16E)", "--memory", "size=0", "--memory-zone", "id=a,size=1G,hotplug_size=1P");
-	ERR("--memory: mergeable=yes: expected on, off, true or false", "--memory", "mergeable=yes");
+	ERR("--memory: mergeable=yes: expected on, off, true or false", "--memory",
+	    "size=1G,mergeable=yes");
 	ERR("--memory: hotplug_method=dimm: expected acpi|virtio-mem", "--memory",
-	    "hotplug_method=dimm");
+	    "size=1G,hotplug_method=dimm");
 	ERR("--numa: guest_numa_id=-1: not a number of 0-4294967295", "--numa", "guest_numa_id=-1");
 	ERR("--numa: guest_numa_id=4294967296: not a number of 0-4294967295", "--numa",
 	    "guest_numa_id=4294967296");
@@ -710,7 +714,7 @@ static void test_zone_rules(void **state)
 	OK(&cfg, "--memory", "size=0,hotplug_method=virtio-mem", "--memory-zone",
 	   "id=mem0,size=1G,hotplug_size=1G,hotplugged_size=512M", "id=mem1,size=1G,host_numa_node=1",
 	   "id=mem2,size=1G,hugepages=on,hugepage_size=2M,prefault=on,shared=on",
-	   "id=mem3,size=1G,file=/foo/bar");
+	   "id=mem3,size=1G,file=/tmp/memvisor-test-bar");	/* the spec's /foo/bar must exist */
 	assert_int_equal(cfg.nzones, 4);
 	config__free(&cfg);
 }
@@ -1062,6 +1066,59 @@ static void test_host_probe_real(void **state)
 	assert_true(h.nnodes >= 0 && h.nnodes <= MAX_HOST_NODES);
 }
 
+/* file=: what backing.c will open or create must be possible, checked before any zone is made. */
+static void test_zone_files(void **state)
+{
+	char dir[64], file[128], bad[256], msg[512];
+	struct vm_config cfg;
+	FILE *f;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/memvisor-files-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	snprintf(file, sizeof(file), "%s/f", dir);
+	f = fopen(file, "w");
+	assert_non_null(f);
+	assert_int_equal(fclose(f), 0);
+
+	/* an existing file, a directory, a missing file in an existing directory */
+	snprintf(bad, sizeof(bad), "id=b,size=1G,file=%s/new", dir);
+	snprintf(msg, sizeof(msg), "id=c,size=1G,file=%s", dir);
+	OK(&cfg, "--memory", "size=0", "--memory-zone", "id=a,size=1G,file=/tmp/memvisor-a", bad,
+	   msg);
+	config__free(&cfg);
+	snprintf(bad, sizeof(bad), "id=a,size=1G,file=%s", file);
+	OK(&cfg, "--memory", "size=0", "--memory-zone", bad);
+	config__free(&cfg);
+
+	/* a later zone's bad file= is refused by validation, before zone 'a' is ever mapped */
+	snprintf(bad, sizeof(bad), "id=b,size=1G,file=%s/nodir/x", dir);
+	snprintf(msg, sizeof(msg), "--memory-zone: zone 'b': file '%s/nodir/x': directory "
+		 "'%s/nodir' does not exist", dir, dir);
+	ERR(msg, "--memory", "size=0", "--memory-zone", "id=a,size=1G,prefault=on", bad);
+	snprintf(bad, sizeof(bad), "id=b,size=1G,file=%s/x", file);
+	snprintf(msg, sizeof(msg), "--memory-zone: zone 'b': file '%s/x': Not a directory", file);
+	ERR(msg, "--memory", "size=0", "--memory-zone", "id=a,size=1G", bad);
+	ERR("--memory-zone: zone 'a': file '/dev/null': not a regular file or a directory",
+	    "--memory", "size=0", "--memory-zone", "id=a,size=1G,file=/dev/null");
+	/* root passes access(2) whatever the mode */
+	if (geteuid() != 0) {
+		assert_int_equal(chmod(file, 0400), 0);
+		snprintf(bad, sizeof(bad), "id=a,size=1G,file=%s", file);
+		snprintf(msg, sizeof(msg), "--memory-zone: zone 'a': file '%s': Permission denied",
+			 file);
+		ERR(msg, "--memory", "size=0", "--memory-zone", bad);
+		assert_int_equal(chmod(dir, 0500), 0);
+		snprintf(bad, sizeof(bad), "id=a,size=1G,file=%s/new", dir);
+		snprintf(msg, sizeof(msg), "--memory-zone: zone 'a': file '%s/new': cannot create it "
+			 "in '%s': Permission denied", dir, dir);
+		ERR(msg, "--memory", "size=0", "--memory-zone", bad);
+		assert_int_equal(chmod(dir, 0700), 0);
+	}
+	assert_int_equal(unlink(file), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1086,6 +1143,7 @@ int main(void)
 		cmocka_unit_test(test_cpus_balloon_rules),
 		cmocka_unit_test(test_hugepage_pools),
 		cmocka_unit_test(test_zone_page_size),
+		cmocka_unit_test(test_zone_files),
 		cmocka_unit_test(test_validate_hand_built),
 		cmocka_unit_test(test_help),
 		cmocka_unit_test_teardown(test_host_probe_tree, remove_root),

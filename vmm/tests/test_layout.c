@@ -312,13 +312,14 @@ static void test_errors(void **state)
 
 	c.memory.size = 1 * MiB;
 	add_zone(&c, DEFAULT_ZONE_ID, 1 * MiB, 0);
-	build_fails(&c, "2 MiB");
+	build_fails(&c, "--memory: size=1M: the first memory zone needs at least 2 MiB");
 
 	/* enough in total, but the boot data would straddle two zones' mappings */
 	cfg_init(&c);
 	add_zone(&c, "small", 1 * MiB, 0);
 	add_zone(&c, "big", 1 * GiB, 0);
-	build_fails(&c, "--memory-zone: the first memory zone needs at least 2 MiB");
+	build_fails(&c, "--memory-zone: zone 'small': size=1M: the first memory zone needs at least "
+		    "2 MiB");
 
 	/* an empty first zone (hotplug only) leaves GPA 0 to the next one */
 	cfg_init(&c);
@@ -329,21 +330,30 @@ static void test_errors(void **state)
 
 	cfg_init(&c);
 	add_zone(&c, "odd", 64 * MiB + 512, 0);
-	build_fails(&c, "4 KiB");
+	build_fails(&c, "--memory-zone: zone 'odd': size=67109376: not a multiple of 4 KiB");
 
 	cfg_init(&c);
 	add_zone(&c, "a", 64 * MiB, 64 * MiB + 100);
-	build_fails(&c, "hotplug_size");
+	build_fails(&c, "--memory-zone: zone 'a': hotplug_size=67108964: not a multiple of 4 KiB");
 
 	cfg_init(&c);
 	add_zone(&c, "huge", UINT64_MAX & ~0xfffULL, 0);
-	build_fails(&c, "1024 GiB");
+	build_fails(&c, "--memory-zone: zone 'huge': size=18014398509481980K: guest memory would "
+		    "end beyond the 1024 GiB address limit");
 
 	cfg_init(&c);
 	c.memory.size = 1 * GiB;
 	c.memory.hotplug_size = 1024 * GiB;
 	add_zone(&c, DEFAULT_ZONE_ID, 1 * GiB, 0);
-	build_fails(&c, "limit");
+	build_fails(&c, "--memory: hotplug_size=1T: guest memory would end beyond the 1024 GiB "
+		    "address limit");
+
+	/* a zone's virtio-mem region beyond the limit names that zone and key */
+	cfg_init(&c);
+	add_zone(&c, "a", 1 * GiB, 0);
+	add_zone(&c, "b", 1 * GiB, 1024 * GiB);
+	build_fails(&c, "--memory-zone: zone 'b': hotplug_size=1T: guest memory would end beyond "
+		    "the 1024 GiB address limit");
 }
 
 /* The limit is inclusive: a layout ending exactly at LAYOUT_MAX_GPA is accepted. */

@@ -275,14 +275,23 @@ void cpu__stop_all(struct vm *vm)
 {
 	for (unsigned i = 0; i < vm->cfg.boot_cpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
+		int err;
 
 		if (!v->started)
 			continue;
 		/* immediate_exit closes the window between the stopping check and KVM_RUN. */
 		v->run->immediate_exit = 1;
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
-		pthread_kill(v->thread, KICK_SIGNAL);
-		pthread_join(v->thread, NULL);
+		/*
+		 * ESRCH: the thread has returned on its own already (vm->stopping), join reaps it.
+		 * Any other failure leaves a thread that may still use kvm_run: die before unmapping.
+		 */
+		err = pthread_kill(v->thread, KICK_SIGNAL);
+		if (err && err != ESRCH)
+			die("pthread_kill of vCPU %u: %s", i, strerror(err));
+		err = pthread_join(v->thread, NULL);
+		if (err)
+			die("pthread_join of vCPU %u: %s", i, strerror(err));
 		v->started = false;
 	}
 	for (unsigned i = 0; i < vm->cfg.boot_cpus; i++) {
