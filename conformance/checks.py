@@ -151,6 +151,10 @@ def check_host(exp: Expectation, result: dict) -> list[str]:
         if z.prefault and resident * 1024 < z.prefault_bytes:
             bad.append(f"{where}: {resident} kB resident, prefault promises "
                        f"{z.prefault_bytes // 1024} kB")
+        # Nothing may populate a virtio-mem region beyond what is plugged at boot.
+        if resident * 1024 > z.boot_size + z.hotplugged_size:
+            bad.append(f"{where}: {resident} kB resident, more than boot RAM and plugged memory "
+                       f"({(z.boot_size + z.hotplugged_size) // 1024} kB)")
         nm = numa.get(host)
         if nm is None:
             bad.append(f"{where}: not in /proc/PID/numa_maps")

@@ -65,8 +65,15 @@ def test_bad_option_fails_fast() -> None:
 
 
 def test_time_limit_kills_and_shows_console() -> None:
-    r = run_testhost("sleep", "600", opts=("--force", "--timeout", "20"), timeout=60)
+    runs = TOP / "build" / "testhost-runs-check"
+    runs.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run([str(TESTHOST), "--force", "--timeout", "20", "--", "sleep", "600"],
+                       capture_output=True, text=True, timeout=90, cwd=TOP,
+                       env=dict(os.environ, TESTHOST_RUNS=str(runs)))
     assert r.returncode == 125
     assert "time limit of 20s reached" in r.stderr
     assert "test host console" in r.stderr
-    assert not list((TOP / "build" / "testhost").glob("run.*")), "control directory left behind"
+    assert not list(runs.iterdir()), "control directory left behind"
+    runs.rmdir()
+    assert not subprocess.run(["pgrep", "-f", f"testhost.ctl={runs}"]).returncode == 0, \
+        "a QEMU of this run is still alive"
