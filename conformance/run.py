@@ -157,7 +157,15 @@ def print_summary(outcomes: list[Outcome], cov: dict, out: Path) -> None:
     for part, os_ in sorted(by_part.items()):
         print(f"{part:20} {len(os_):5}  {sum(o.passed for o in os_):6}  "
               f"{sum(not o.passed for o in os_):6}  {sum(o.seconds for o in os_):7.1f}")
-    print("coverage: " + ", ".join(f"{k} {v}" for k, v in cov.items() if not isinstance(v, (dict, list))))
+    print(f"cases: {cov['cases']} ({cov['valid']} boots, {cov['rejections']} rejections, "
+          f"{cov['assumption_cases']} resting on assumptions where the spec is silent)")
+    print(f"coverage: option values {cov['values']['covered']}/{cov['values']['total']}, "
+          f"backings {cov['backings']['covered']}/{cov['backings']['total']}, "
+          f"rejection rules {cov['rules']['covered']}/{cov['rules']['total']}")
+    for group, pw in cov["pairwise"].items():
+        print(f"coverage: {group} option pairs {pw['pairs_covered']}/{pw['pairs_valid']} valid "
+              f"({pw['pairs_total']} in all, {pw['pairs_forbidden']} forbidden by the spec and "
+              f"tested as rejections)")
     passed = sum(o.passed for o in outcomes)
     print(f"results: {out / 'results.json'}, {out / 'junit.xml'}")
     print(f"{passed} passed, {len(outcomes) - passed} failed")
