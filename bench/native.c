@@ -225,8 +225,8 @@ static void limit_kzero(const struct opts *o)
 
 /* --- backings --------------------------------------------------------------------------- */
 
-/* Which option keys --memory-zone accepts (options.def): the others (thp) stay on --memory. */
-static bool is_zone_key(const char *key, size_t len)
+/* Whether --memory (group "MEMORY") or --memory-zone ("ZONE") takes a key, from options.def. */
+static bool group_has_key(const char *group, const char *key, size_t len)
 {
 	static const char *const keys[] = {
 #define OPT(group, name, type, def, values, help) #group ":" #name,
@@ -235,9 +235,17 @@ static bool is_zone_key(const char *key, size_t len)
 	};
 	char want[64];
 
-	snprintf(want, sizeof(want), "ZONE:%.*s", (int)len, key);
+	snprintf(want, sizeof(want), "%s:%.*s", group, (int)len, key);
 	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
 		if (!strcmp(keys[i], want))
+			return true;
+	return false;
+}
+
+static bool needs_zone(const char *opts)
+{
+	for (const char *p = opts; *p; p += strcspn(p, ","), p += *p == ',')
+		if (!group_has_key("MEMORY", p, strcspn(p, "=,")))
 			return true;
 	return false;
 }
@@ -251,20 +259,21 @@ static void backing_args(const struct backing_def *b, uint64_t size, const char 
 			 char *mem, char *zone, size_t len)
 {
 	char opts[256], *save = NULL, *tok;
-	bool needs_zone = strstr(b->opts, "file=") != NULL;
+	bool zone_form = needs_zone(b->opts);
 	size_t m, z;
 
 	snprintf(opts, sizeof(opts), "%s", b->opts);
-	m = (size_t)snprintf(mem, len, "size=%" PRIu64, needs_zone ? 0 : size);
+	m = (size_t)snprintf(mem, len, "size=%" PRIu64, zone_form ? 0 : size);
 	z = (size_t)snprintf(zone, len, "id=%s,size=%" PRIu64, DEFAULT_ZONE_ID, size);
-	zone[needs_zone ? z : 0] = 0;
+	if (!zone_form)
+		zone[0] = 0;	/* no --memory-zone at all */
 	for (tok = strtok_r(opts, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		size_t klen = strcspn(tok, "=");
 		const char *val = tok + klen + (tok[klen] == '=');
 
 		if (!strcmp(val, "PATH"))
 			val = dir;
-		if (needs_zone && is_zone_key(tok, klen))
+		if (zone_form && group_has_key("ZONE", tok, klen))
 			z += (size_t)snprintf(zone + z, len - MIN(z, len), ",%.*s=%s", (int)klen, tok, val);
 		else
 			m += (size_t)snprintf(mem + m, len - MIN(m, len), ",%.*s=%s", (int)klen, tok, val);

@@ -1,0 +1,254 @@
+"""Parts 2-4, inside the test host: guest fault cost, boot time, VMM memory overhead.
+
+Everything runs in ONE ci/testhost boot (harness/memvisor/testhost.run_batch): `cases()` builds
+the batch, `figures()` reads its results. Repeats are interleaved (repeat 1 of every backing,
+then repeat 2, ...) so that a burst of noise from the shared machine spreads over all backings.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from memvisor.driver import BUILD as HBUILD, MemvisorDriver, VmConfig
+from memvisor.hoststate import parse_smaps
+from memvisor.report import ReportError, parse_fault
+
+from . import backings
+from .stats import Figure, Ratio, figure, ratio
+
+MEMVISOR = HBUILD / "memvisor"
+PROBE = HBUILD / "guests" / "probe.elf"
+FAULT = HBUILD / "guests" / "fault.elf"
+ZONE_DIR = "/tmp/memvisor-bench"          # tmpfs inside the test host: file backings go here
+QEMU_RAM = 128 << 20
+MiB = 1 << 20
+
+_DEBUG = re.compile(r"^memvisor: debug-port code=0x([0-9a-f]{2}) t_us=(\d+)$", re.M)
+_ZONE = re.compile(r"^memvisor: zone (\S+) backing=(\S+) host=0x([0-9a-f]+) size=(\d+)", re.M)
+ENTRY, EXIT = 0x01, 0xFE
+
+
+@dataclass
+class Params:
+    repeat: int = 5
+    fault_size: int = 64 * MiB        # each of the fault guest's two regions
+    boot_size: int = 256 * MiB        # guest RAM of the boot-time runs (rounded up to the page)
+    qemu: bool = True                 # the QEMU comparisons (each QEMU start costs ~7 s in TCG)
+    only: list[str] | None = None     # backings to run; None: all of backings.def
+    exchange: Path = HBUILD / "bench" # where hyperfine writes its JSON (inside the work tree)
+
+
+def qemu_command(cmdline: str, mem: int = QEMU_RAM) -> list[str]:
+    return ["qemu-system-x86_64", "-accel", "kvm", "-machine", "q35", "-cpu", "host",
+            "-m", f"{mem // MiB}M", "-kernel", str(PROBE), "-append", cmdline, "-nodefaults",
+            "-display", "none", "-serial", "stdio",
+            "-device", "isa-debug-exit,iobase=0xf4,iosize=4"]
+
+
+def memvisor_probe_command() -> list[str]:
+    return [str(MEMVISOR), "--memory", f"size={QEMU_RAM // MiB}M", "--kernel", str(PROBE),
+            "--cmdline", "memtest=off", "--serial", "off"]
+
+
+def selected(p: Params) -> list[backings.Backing]:
+    return [b for b in backings.all_backings() if p.only is None or b.name in p.only]
+
+
+def _hyperfine(name: str, cmd: list[str], p: Params, ignore_failure: bool,
+               run_s: int) -> dict[str, Any]:
+    out = p.exchange / f"hyperfine-{name}.json"
+    argv = ["hyperfine", "-N", "--style", "basic", "--runs", str(p.repeat),
+            "--warmup", "1" if p.repeat > 1 else "0",
+            "--export-json", str(out)] + (["-i"] if ignore_failure else []) + [shlex.join(cmd)]
+    return {"name": f"hyperfine/{name}", "argv": argv, "timeout": 60 + run_s * (p.repeat + 1),
+            "setup": [f"rm -f {shlex.quote(str(out))}"]}
+
+
+def cases(p: Params) -> list[dict[str, Any]]:
+    """The batch, in order. Case names are `part/backing/variant/repeat`."""
+    out: list[dict[str, Any]] = []
+    setup = [f"mkdir -p {ZONE_DIR}"]
+    for i in range(p.repeat):
+        for b in selected(p):
+            ram = backings.guest_size(b, 2 * p.fault_size + 64 * MiB)
+            argv = [str(MEMVISOR), "-v", "--serial", "tty", "--cpus", "boot=1",
+                    *backings.memvisor_args(b, ram, ZONE_DIR), "--kernel", str(FAULT),
+                    "--cmdline", f"size={p.fault_size // MiB}M"]
+            out.append({"name": f"fault/{b.name}/-/{i}", "argv": argv, "timeout": 90,
+                        "setup": setup})
+            setup = []
+        for b in selected(p):
+            for prefault in (False, True):
+                argv = [str(MEMVISOR), "--serial", "off", "--cpus", "boot=1",
+                        *backings.memvisor_args(b, backings.guest_size(b, p.boot_size), ZONE_DIR,
+                                                prefault),
+                        "--kernel", str(PROBE), "--cmdline", "memtest=off"]
+                variant = "prefault" if prefault else "-"
+                out.append({"name": f"boot/{b.name}/{variant}/{i}", "argv": argv, "timeout": 90})
+    out.append(_hyperfine("memvisor", memvisor_probe_command(), p, False, 15))
+    hold = VmConfig(memory=f"size={QEMU_RAM // MiB}M", cmdline="memtest=off hold=1")
+    out.append({"name": "hold/memvisor/-/0", "argv": MemvisorDriver(MEMVISOR).command(hold),
+                "hold_marker": "SUMMARY", "timeout": 120})
+    if p.qemu:
+        out.append(_hyperfine("qemu", qemu_command("memtest=off"), p, True, 45))
+        out.append({"name": "hold/qemu/-/0", "argv": qemu_command("memtest=off hold=1"),
+                    "hold_marker": "SUMMARY", "timeout": 300})
+    return out
+
+
+def _tail(text: str, n: int = 3) -> str:
+    return " | ".join(text.strip().splitlines()[-n:])
+
+
+def debug_times(stderr: str) -> dict[int, float]:
+    """First time (µs since memvisor started) each debug-port code was written."""
+    times: dict[int, float] = {}
+    for code, t in _DEBUG.findall(stderr):
+        times.setdefault(int(code, 16), float(t))
+    return times
+
+
+def overhead_kb(smaps: str, ram_start: int | None, ram_size: int) -> dict[str, int]:
+    """Rss and Pss of every mapping but guest RAM: the one at ram_start, else (QEMU) any
+    anonymous mapping at least as large as the guest RAM."""
+    rss = pss = ram = 0
+    for m in parse_smaps(smaps):
+        is_ram = (m.start == ram_start) if ram_start is not None else \
+            (m.size >= ram_size and not m.name.startswith("/"))
+        if is_ram:
+            ram += m.kb("Rss")
+        else:
+            rss += m.kb("Rss")
+            pss += m.kb("Pss")
+    return {"rss_kb": rss, "pss_kb": pss, "guest_ram_rss_kb": ram}
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.samples: dict[str, list[float]] = {}
+        self.units: dict[str, str] = {}
+        self.extra: dict[str, dict[str, Any]] = {}
+        self.skipped: dict[str, str] = {}
+
+    def add(self, name: str, value: float, unit: str, **extra: Any) -> None:
+        self.samples.setdefault(name, []).append(value)
+        self.units[name] = unit
+        self.extra[name] = extra
+
+    def skip(self, name: str, reason: str) -> None:
+        self.skipped.setdefault(name, reason)
+
+    def figures(self) -> dict[str, Figure]:
+        return {n: figure(s, self.units[n], **self.extra[n]) for n, s in self.samples.items()}
+
+
+def _fault(c: _Collector, b: str, r: dict[str, Any]) -> None:
+    if r["rc"] != 0 or r.get("timed_out"):
+        c.skip(f"guest.{b}", f"memvisor exited {r['rc']}: {_tail(r['stderr'])}")
+        return
+    try:
+        rep = parse_fault(r["stdout"])
+    except ReportError as e:
+        c.skip(f"guest.{b}", f"fault report: {e}")
+        return
+    for stride, sname in ((0x1000, "4k"), (0x200000, "2m")):
+        for touch, tname in ((1, "first"), (2, "second")):
+            ph = rep.phase(stride, touch)
+            if ph.ns_avg is None:
+                c.skip(f"guest.{b}", "the guest has no TSC frequency (ns_avg=unknown)")
+                return
+            c.add(f"guest.{b}.fault_{sname}_{tname}", ph.ns_avg, "ns/touch", stride=stride,
+                  pages=ph.pages)
+
+
+def _boot(c: _Collector, b: str, variant: str, r: dict[str, Any]) -> None:
+    base = f"boot.{b}" + ("" if variant == "-" else f".{variant}")
+    times = debug_times(r["stderr"])
+    if r["rc"] != 0 or ENTRY not in times or EXIT not in times:
+        c.skip(base, f"memvisor exited {r['rc']}, debug-port codes "
+                     f"{sorted(hex(k) for k in times)}: {_tail(r['stderr'])}")
+        return
+    c.add(f"{base}.entry_ms", times[ENTRY] / 1000, "ms")
+    c.add(f"{base}.exit_ms", times[EXIT] / 1000, "ms")
+
+
+def _hyperfine_result(c: _Collector, name: str, r: dict[str, Any], path: Path,
+                      ok_codes: set[int]) -> None:
+    fig = f"boot.{name}.process_ms"
+    if r["rc"] != 0 or not path.exists():
+        c.skip(fig, f"hyperfine exited {r['rc']}: {_tail(r['stdout'] + r['stderr'])}")
+        return
+    res = json.loads(path.read_text())["results"][0]
+    codes = set(res.get("exit_codes", [])) or ok_codes
+    if not codes <= ok_codes:
+        c.skip(fig, f"{name} exited with {sorted(codes)} under hyperfine")
+        return
+    for t in res["times"]:
+        c.add(fig, t * 1000, "ms", command=res["command"])
+
+
+def _hold(c: _Collector, name: str, r: dict[str, Any]) -> None:
+    fig = f"vmm.{name}"
+    during = r.get("during")
+    if not during or not during.get("smaps"):
+        c.skip(fig, f"no smaps sampled (rc {r['rc']}): {_tail(r['stdout'] + r['stderr'])}")
+        return
+    start = None
+    if name == "memvisor":
+        m = _ZONE.search(r["stderr"])
+        if not m:
+            c.skip(fig, "no `memvisor: zone` line on stderr (-v)")
+            return
+        start = int(m.group(3), 16)
+    kb = overhead_kb(during["smaps"], start, QEMU_RAM)
+    ram = kb.pop("guest_ram_rss_kb")   # often 0 (memtest=off): an extra, not a figure
+    for k, v in kb.items():
+        c.add(f"{fig}.{k}", v, "kB", guest_ram_rss_kb=ram)
+
+
+def figures(results: list[dict[str, Any]], p: Params) -> tuple[dict[str, Figure],
+                                                               dict[str, Ratio], dict[str, str]]:
+    c = _Collector()
+    for r in results:
+        part, who, variant, _ = (r["name"].split("/") + ["", "", ""])[:4]
+        if r.get("lost"):
+            prefix = {"fault": f"guest.{who}", "hyperfine": f"boot.{who}.process_ms",
+                      "hold": f"vmm.{who}"}.get(part, f"boot.{who}" + (
+                          "" if variant == "-" else f".{variant}"))
+            c.skip(prefix, f"case {r['name']} not run: {r['lost']}")
+        elif part == "fault":
+            _fault(c, who, r)
+        elif part == "boot":
+            _boot(c, who, variant, r)
+        elif part == "hyperfine":
+            _hyperfine_result(c, who, r, p.exchange / f"hyperfine-{who}.json",
+                              {0} if who == "memvisor" else {1})
+        elif part == "hold":
+            _hold(c, who, r)
+    figs = c.figures()
+    skipped = {k: v for k, v in c.skipped.items() if not any(f.startswith(k + ".") for f in figs)}
+    if not p.qemu:
+        skipped["boot.qemu"] = skipped["vmm.qemu"] = "QEMU comparison not run (--no-qemu)"
+    return figs, guest_ratios(figs), skipped
+
+
+def guest_ratios(figs: dict[str, Figure]) -> dict[str, Ratio]:
+    out: dict[str, Ratio] = {}
+    qemu = "boot.qemu.process_ms"
+    for name in figs:
+        parts = name.split(".")
+        if name.startswith("guest.") and name.endswith(".fault_4k_first"):
+            second = name[:-len("first")] + "second"
+            if second in figs:
+                out[name[:-len("_first")] + ".first_over_second"] = ratio(name, second, figs, "lower")
+        elif parts[0] == "boot" and name.endswith(".exit_ms") and qemu in figs:
+            out[name[:-len(".exit_ms")] + ".exit_over_qemu_process"] = ratio(name, qemu, figs, "lower")
+    if qemu in figs and "boot.memvisor.process_ms" in figs:
+        out["boot.memvisor_over_qemu.process"] = ratio("boot.memvisor.process_ms", qemu, figs, "lower")
+    if "vmm.memvisor.rss_kb" in figs and "vmm.qemu.rss_kb" in figs:
+        out["vmm.memvisor_over_qemu.rss"] = ratio("vmm.memvisor.rss_kb", "vmm.qemu.rss_kb", figs, "lower")
+    return out

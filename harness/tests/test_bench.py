@@ -1,0 +1,261 @@
+"""bench/: the benchmark code runs and writes well-formed results; bench-check flags regressions.
+
+Never a timing assertion (DEVELOPERS.md: benchmarks are never timed tests). The smoke run is the
+real thing on a tiny size with ONE test-host boot: host part for every backing, the test-host
+part for three backings that cover each way of building the command line (--memory options, a
+file zone with PATH replaced, hugetlb), QEMU left out (each QEMU start costs ~7 s there); the
+QEMU parsing is checked on canned output below.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TOP = Path(__file__).resolve().parents[2]
+if str(TOP) not in sys.path:
+    sys.path.append(str(TOP))
+
+from bench import backings, check, guest, results  # noqa: E402
+
+PYTHON = "/usr/bin/python3"
+SMOKE_GUEST = "anonymous,file_shared,hugetlb_2m"
+
+
+def bench(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(TOP / "harness"))
+    return subprocess.run([PYTHON, "-m", "bench", *args], cwd=TOP, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, Path]:
+    out = tmp_path_factory.mktemp("bench")
+    r = bench("run", "--size", "16M", "--repeat", "1", "--fault-size", "4M", "--boot-size", "64M",
+              "--no-qemu", "--guest-only", SMOKE_GUEST, "--out", str(out))
+    return r, out
+
+
+@pytest.fixture(scope="module")
+def smoke_results(smoke: tuple[subprocess.CompletedProcess, Path]) -> dict:
+    r, out = smoke
+    assert r.returncode == 0, f"bench run failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    return json.loads((out / "results.json").read_text())
+
+
+def test_smoke_results_well_formed(smoke_results: dict) -> None:
+    assert results.problems(smoke_results) == []
+
+
+def test_every_backing_measured_or_skipped_with_reason(smoke_results: dict) -> None:
+    assert smoke_results["backings"] == backings.names()
+    for b in backings.names():
+        for part in results.PARTS:
+            measured = any(n.startswith(f"{part}.{b}.") for n in smoke_results["figures"])
+            assert measured or smoke_results["skipped"].get(f"{part}.{b}", "").strip(), (part, b)
+
+
+def test_smoke_measured_what_every_host_can(smoke_results: dict) -> None:
+    figs = smoke_results["figures"]
+    for mode in ("first_touch", "prefault_serial", "prefault_parallel"):
+        assert figs[f"host.anonymous.{mode}.ns_per_page"]["median"] > 0
+        assert smoke_results["ratios"][f"host.anonymous.{mode}.fraction_of_limit"]["value"] > 0
+    assert figs["host.limit.memset_1t"]["unit"] == "GB/s"
+    # the test-host part ran for the selected backings and only for them
+    for b in SMOKE_GUEST.split(","):
+        assert f"guest.{b}.fault_4k_first" in figs, smoke_results["skipped"].get(f"guest.{b}")
+        assert f"boot.{b}.entry_ms" in figs and f"boot.{b}.prefault.exit_ms" in figs
+    assert smoke_results["skipped"]["guest.anonymous_thp"].startswith("not selected")
+    assert "boot.memvisor.process_ms" in figs and "vmm.memvisor.rss_kb" in figs
+    assert smoke_results["skipped"]["boot.qemu"]
+
+
+def test_smoke_plots_and_table(smoke: tuple[subprocess.CompletedProcess, Path],
+                               smoke_results: dict) -> None:
+    r, out = smoke
+    for png in ("host_fault.png", "guest_fault.png", "boot.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+    assert "1. host populate of 16 MiB" in r.stdout
+    assert "anonymous" in r.stdout
+
+
+def test_malformed_results_are_caught(smoke_results: dict) -> None:
+    bad = copy.deepcopy(smoke_results)
+    name = next(iter(bad["figures"]))
+    bad["figures"][name]["median"] = -1
+    del bad["skipped"]["guest.anonymous_thp"]
+    found = results.problems(bad)
+    assert any(name in p for p in found)
+    assert any("guest.anonymous_thp" in p for p in found)
+
+
+# --- bench-check ------------------------------------------------------------------------------
+
+def _run_with(ratios: dict[str, tuple[float, str]], skipped: dict[str, str] | None = None) -> dict:
+    return {"created": "x", "machine": {}, "params": {}, "skipped": skipped or {},
+            "ratios": {n: {"value": v, "better": b, "num": "a", "den": "b"}
+                       for n, (v, b) in ratios.items()}}
+
+
+BASE = {"host.anonymous.first_touch.fraction_of_limit": (0.5, "higher"),
+        "boot.memvisor_over_qemu.process": (0.2, "lower"),
+        "host.hugetlb_1g.first_touch.fraction_of_limit": (0.8, "higher")}
+
+
+def test_check_passes_an_identical_run() -> None:
+    base = check.make_baseline(_run_with(BASE))
+    verdicts = check.compare(_run_with(BASE), base)
+    assert [v.status for v in verdicts] == ["ok"] * 3
+    assert check.report(verdicts)[1]
+
+
+def test_check_flags_regressions_in_the_worse_direction_only() -> None:
+    base = check.make_baseline(_run_with(BASE), tolerance=0.3)
+    cur = dict(BASE)
+    cur["host.anonymous.first_touch.fraction_of_limit"] = (0.5 * 0.6, "higher")   # -40%
+    cur["boot.memvisor_over_qemu.process"] = (0.2 * 0.5, "lower")                # better
+    cur["host.hugetlb_1g.first_touch.fraction_of_limit"] = (0.8 * 0.8, "higher")  # -20%: noise
+    verdicts = {v.name: v for v in check.compare(_run_with(cur), base)}
+    assert verdicts["host.anonymous.first_touch.fraction_of_limit"].status == "regression"
+    assert verdicts["boot.memvisor_over_qemu.process"].status == "improved"
+    assert verdicts["host.hugetlb_1g.first_touch.fraction_of_limit"].status == "ok"
+    text, passed = check.report(list(verdicts.values()))
+    assert not passed and "FAILED: host.anonymous.first_touch.fraction_of_limit" in text
+
+    cur["boot.memvisor_over_qemu.process"] = (0.2 * 1.5, "lower")                # +50%
+    verdicts = {v.name: v for v in check.compare(_run_with(cur), base)}
+    assert verdicts["boot.memvisor_over_qemu.process"].status == "regression"
+    # a per-ratio tolerance in the baseline widens just that ratio
+    wide = check.make_baseline(_run_with(BASE), 0.3, {"boot.memvisor_over_qemu.process": 0.6})
+    verdicts = {v.name: v for v in check.compare(_run_with(cur), wide)}
+    assert verdicts["boot.memvisor_over_qemu.process"].status == "ok"
+
+
+def test_check_missing_ratio_fails_unless_skipped_with_reason() -> None:
+    base = check.make_baseline(_run_with(BASE))
+    cur = {k: v for k, v in BASE.items() if not k.startswith("host.hugetlb_1g")}
+    missing = check.compare(_run_with(cur), base)
+    assert [v.name for v in missing if v.status == "missing"] == [
+        "host.hugetlb_1g.first_touch.fraction_of_limit"]
+    assert not check.report(missing)[1]
+    skipped = check.compare(_run_with(cur, {"host.hugetlb_1g": "no 1G pages"}), base)
+    assert [v.status for v in skipped if v.name.startswith("host.hugetlb_1g")] == ["skipped"]
+    assert check.report(skipped)[1]
+
+
+def test_check_command_exit_status(smoke_results: dict, tmp_path: Path) -> None:
+    res = tmp_path / "results.json"
+    res.write_text(json.dumps(smoke_results))
+    base = tmp_path / "baseline.json"
+    base.write_text(json.dumps(check.make_baseline(smoke_results)))
+    ok = bench("check", "--results", str(res), "--baseline", str(base))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    worse = copy.deepcopy(smoke_results)
+    name, r = next((n, r) for n, r in worse["ratios"].items() if r["better"] == "higher")
+    r["value"] /= 3
+    res.write_text(json.dumps(worse))
+    bad = bench("check", "--results", str(res), "--baseline", str(base))
+    assert bad.returncode == 1 and name in bad.stdout
+
+
+def test_stored_baseline_is_usable() -> None:
+    base = check.load(check.BASELINE)
+    assert 0 < base["tolerance"] < 1 and base["machine"] and base["created"]
+    assert base["ratios"] and all(r["better"] in ("higher", "lower") and r["value"] > 0
+                                  for r in base["ratios"].values())
+    assert {"size", "repeat", "fault_size", "boot_size"} <= set(base["params"])
+
+
+# --- command lines and parsers, on canned output ---------------------------------------------
+
+@pytest.mark.parametrize("b", backings.all_backings(), ids=lambda b: b.name)
+def test_memvisor_accepts_each_backings_options(b: backings.Backing, tmp_path: Path) -> None:
+    """The same options string memvisor is given in the test host: parsed and validated
+    natively (--print-layout maps nothing); hugetlb may be refused only for its pool."""
+    memvisor = TOP / "build" / "memvisor"
+    if not memvisor.exists():
+        pytest.skip("build/memvisor missing: run `make` first")
+    args = backings.memvisor_args(b, backings.guest_size(b, 64 << 20), str(tmp_path), True)
+    assert ("PATH" in dict(b.selectors).values()) == (str(tmp_path) in " ".join(args))
+    r = subprocess.run([str(memvisor), *args, "--kernel", "x.elf", "--print-layout"],
+                       capture_output=True, text=True, timeout=30)
+    if b.page_size and r.returncode == 1:
+        assert "huge page" in r.stderr or "hugepage_size" in r.stderr, r.stderr
+    else:
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)
+
+
+def test_qemu_command_is_pvh_with_kvm() -> None:
+    cmd = guest.qemu_command("memtest=off")
+    assert cmd[0] == "qemu-system-x86_64"
+    for a, v in (("-accel", "kvm"), ("-kernel", str(guest.PROBE)), ("-append", "memtest=off"),
+                 ("-m", "128M"), ("-device", "isa-debug-exit,iobase=0xf4,iosize=4")):
+        assert cmd[cmd.index(a) + 1] == v
+    cases = guest.cases(guest.Params(repeat=2, qemu=True, only=["anonymous"]))
+    names = [c["name"] for c in cases]
+    assert names.count("fault/anonymous/-/0") == 1 and "boot/anonymous/prefault/1" in names
+    hf = next(c for c in cases if c["name"] == "hyperfine/qemu")
+    assert "-i" in hf["argv"] and hf["argv"][-1].startswith("qemu-system-x86_64 -accel kvm")
+    assert next(c for c in cases if c["name"] == "hold/qemu/-/0")["hold_marker"] == "SUMMARY"
+
+
+FAULT_REPORT = """memvisor-fault 1
+cmdline value="size=4M"
+tsc khz=2000000 source=cpuid-0x40000010 entry=1
+fault stride=0x1000 touch=1 base=0x200000 size=0x400000 pages=1024 cycles=1 min=1 avg=1 max=1 ns_avg=5000.5
+fault stride=0x1000 touch=2 base=0x200000 size=0x400000 pages=1024 cycles=1 min=1 avg=1 max=1 ns_avg=250.0
+fault stride=0x200000 touch=1 base=0x600000 size=0x400000 pages=2 cycles=1 min=1 avg=1 max=1 ns_avg=90000.0
+fault stride=0x200000 touch=2 base=0x600000 size=0x400000 pages=2 cycles=1 min=1 avg=1 max=1 ns_avg=300.0
+SUMMARY: ok
+"""
+
+SMAPS = """7f0000000000-7f0008000000 rw-p 00000000 00:00 0
+Rss:               65536 kB
+Pss:               65536 kB
+55d000000000-55d000100000 r-xp 00000000 08:01 42    /usr/bin/vmm
+Rss:                1000 kB
+Pss:                 500 kB
+7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0    [stack]
+Rss:                  24 kB
+Pss:                  24 kB
+"""
+
+
+def test_parsing_canned_testhost_results(tmp_path: Path) -> None:
+    p = guest.Params(repeat=1, exchange=tmp_path)
+    for name, secs, code in (("memvisor", [0.4, 0.5, 0.6], 0), ("qemu", [6.0, 7.0, 8.0], 1)):
+        (tmp_path / f"hyperfine-{name}.json").write_text(json.dumps(
+            {"results": [{"command": name, "times": secs, "exit_codes": [code] * 3}]}))
+    zone = "memvisor: zone mem0 backing=anonymous_thp host=0x7f0000000000 size=134217728 page_size=4096\n"
+    debug = "".join(f"memvisor: debug-port code=0x{c:02x} t_us={t}\n"
+                    for c, t in ((1, 150000), (2, 150100), (0xfe, 300000)))
+    canned = [
+        {"name": "fault/anonymous/-/0", "rc": 0, "stdout": FAULT_REPORT, "stderr": zone + debug},
+        {"name": "boot/anonymous/-/0", "rc": 0, "stdout": "", "stderr": debug},
+        {"name": "boot/anonymous/prefault/0", "rc": 0, "stdout": "", "stderr": debug},
+        {"name": "hyperfine/memvisor", "rc": 0, "stdout": "", "stderr": ""},
+        {"name": "hyperfine/qemu", "rc": 0, "stdout": "", "stderr": ""},
+        {"name": "hold/memvisor/-/0", "rc": 143, "stdout": "SUMMARY: ok", "stderr": zone,
+         "during": {"smaps": SMAPS}},
+        {"name": "hold/qemu/-/0", "rc": -15, "stdout": "SUMMARY: ok", "stderr": "",
+         "during": {"smaps": SMAPS}},
+        {"name": "fault/shmem/-/0", "rc": 1, "stdout": "", "stderr": "memvisor: --memory: nope\n"},
+    ]
+    figs, ratios, skipped = guest.figures(canned, p)
+    assert figs["guest.anonymous.fault_4k_first"]["median"] == 5000.5
+    assert ratios["guest.anonymous.fault_4k.first_over_second"]["value"] == 5000.5 / 250.0
+    assert figs["boot.anonymous.entry_ms"]["median"] == 150.0
+    assert figs["boot.anonymous.prefault.exit_ms"]["median"] == 300.0
+    assert figs["boot.qemu.process_ms"]["median"] == 7000.0
+    assert ratios["boot.memvisor_over_qemu.process"]["value"] == pytest.approx(500 / 7000)
+    assert ratios["boot.anonymous.exit_over_qemu_process"]["value"] == pytest.approx(300 / 7000)
+    assert figs["vmm.memvisor.rss_kb"]["median"] == 1024        # guest RAM left out
+    assert figs["vmm.qemu.rss_kb"]["median"] == 1024            # the >= 128 MiB anonymous one too
+    assert figs["vmm.memvisor.rss_kb"]["guest_ram_rss_kb"] == 65536
+    assert "nope" in skipped["guest.shmem"]
