@@ -15,6 +15,7 @@
 #include <ctype.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include "memory/config.h"
 #include "util.h"
@@ -721,4 +722,35 @@ void config__print_help(FILE *out)
 		"Booleans: on, off, true, false. Lists: [a,b,...], a single element, or the older\n"
 		"a:b:c; vCPU ranges a-b. --numa also accepts the older id= for guest_numa_id.\n"
 		"Several --memory-zone or --numa values may follow one option.\n");
+}
+
+struct size_str config__size_str(uint64_t v)
+{
+	static const char suffix[] = "KMGT";
+	struct size_str r;
+	int i = -1;
+
+	while (i < 3 && v && v % 1024 == 0) {
+		v /= 1024;
+		i++;
+	}
+	if (i < 0)
+		snprintf(r.s, sizeof(r.s), "%" PRIu64, v);
+	else
+		snprintf(r.s, sizeof(r.s), "%" PRIu64 "%c", v, suffix[i]);
+	return r;
+}
+
+int config__zone_error(const struct vm_config *cfg, const struct zone_config *z, char *err,
+		       size_t errlen, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (cfg->memory.size)
+		return error(err, errlen, "--memory: %s", msg);
+	return error(err, errlen, "--memory-zone: zone '%s': %s", z->id, msg);
 }

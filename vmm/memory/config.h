@@ -114,6 +114,17 @@ int host__probe(struct host_info *host, char *err, size_t errlen);
 /* The same, reading <root>/proc and <root>/sys (tests point it at a made-up tree). */
 int host__probe_at(struct host_info *host, const char *root, char *err, size_t errlen);
 
+/* 2097152 -> "2M": sizes in messages as the user writes them (the largest exact suffix). */
+struct size_str { char s[24]; };
+struct size_str config__size_str(uint64_t v);
+
+/*
+ * One line into err, "--memory: msg" for the zone --memory size=N made, else
+ * "--memory-zone: zone 'id': msg"; returns -1. Shared by validation and layout.
+ */
+int config__zone_error(const struct vm_config *cfg, const struct zone_config *z, char *err,
+		       size_t errlen, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
 /* "512M" -> bytes; returns -1 on a malformed or overflowing size. */
 int parse_size(const char *s, uint64_t *out);
 

@@ -14,42 +14,7 @@
 
 #define LIMIT_MSG "guest memory would end beyond the %llu GiB address limit"
 
-struct sz { char s[24]; };
-/* 2097152 -> "2M": sizes in messages as the user writes them (as validate.c does). */
-static struct sz S(uint64_t v)
-{
-	static const char suffix[] = "KMGT";
-	struct sz r;
-	int i = -1;
 
-	while (i < 3 && v && v % 1024 == 0) {
-		v /= 1024;
-		i++;
-	}
-	if (i < 0)
-		snprintf(r.s, sizeof(r.s), "%" PRIu64, v);
-	else
-		snprintf(r.s, sizeof(r.s), "%" PRIu64 "%c", v, suffix[i]);
-	return r;
-}
-
-/*
- * "--memory: msg" for the zone --memory size=N made (after config__parse it is the one zone
- * DEFAULT_ZONE_ID), else "--memory-zone: zone 'id': msg", as validate.c writes them.
- */
-static int __printf(5, 6) zone_error(const struct vm_config *cfg, const struct zone_config *z,
-				     char *err, size_t errlen, const char *fmt, ...)
-{
-	char msg[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (cfg->memory.size)
-		return error(err, errlen, "--memory: %s", msg);
-	return error(err, errlen, "--memory-zone: zone '%s': %s", z->id, msg);
-}
 
 int layout__first_node(const struct vm_config *cfg)
 {
@@ -124,8 +89,8 @@ static int place_zone(struct layout *l, const struct vm_config *cfg, int zi, uin
 	uint64_t gpa = *cursor, off = 0, left = z->size;
 
 	if (!IS_ALIGNED(z->size, LAYOUT_PAGE_ALIGN))
-		return zone_error(cfg, z, err, errlen, "size=%s: not a multiple of 4 KiB",
-				  S(z->size).s);
+		return config__zone_error(cfg, z, err, errlen, "size=%s: not a multiple of 4 KiB",
+				  config__size_str(z->size).s);
 	while (left) {
 		uint64_t chunk = left;
 
@@ -134,7 +99,7 @@ static int place_zone(struct layout *l, const struct vm_config *cfg, int zi, uin
 		if (gpa < MMIO32_START && chunk > MMIO32_START - gpa)
 			chunk = MMIO32_START - gpa;
 		if (beyond_limit(gpa, chunk))
-			return zone_error(cfg, z, err, errlen, "size=%s: " LIMIT_MSG, S(z->size).s,
+			return config__zone_error(cfg, z, err, errlen, "size=%s: " LIMIT_MSG, config__size_str(z->size).s,
 					  LAYOUT_MAX_GPA / GiB);
 		if (add_range(l, RANGE_RAM, gpa, chunk, zi, off, zone_node(cfg, zi), err, errlen))
 			return -1;
@@ -182,8 +147,8 @@ int layout__build(struct layout *l, const struct vm_config *cfg, char *err, size
 		if (!cfg->nzones)
 			return error(err, errlen, "--memory: size=0: the first memory zone needs "
 				     "at least %llu MiB", LAYOUT_MIN_BOOT_RAM / MiB);
-		return zone_error(cfg, z, err, errlen, "size=%s: the first memory zone needs at "
-				  "least %llu MiB", S(z->size).s, LAYOUT_MIN_BOOT_RAM / MiB);
+		return config__zone_error(cfg, z, err, errlen, "size=%s: the first memory zone needs at "
+				  "least %llu MiB", config__size_str(z->size).s, LAYOUT_MIN_BOOT_RAM / MiB);
 	}
 	l->ram_end = cursor;
 
@@ -193,9 +158,9 @@ int layout__build(struct layout *l, const struct vm_config *cfg, char *err, size
 		cursor = hotplug_start(cursor);
 		if (!IS_ALIGNED(size, LAYOUT_PAGE_ALIGN))
 			return error(err, errlen, "--memory: hotplug_size=%s: not a multiple of 4 KiB",
-				     S(size).s);
+				     config__size_str(size).s);
 		if (beyond_limit(cursor, size))
-			return error(err, errlen, "--memory: hotplug_size=%s: " LIMIT_MSG, S(size).s,
+			return error(err, errlen, "--memory: hotplug_size=%s: " LIMIT_MSG, config__size_str(size).s,
 				     LAYOUT_MAX_GPA / GiB);
 		if (add_range(l, RANGE_ACPI_HOTPLUG, cursor, size, -1, 0, layout__first_node(cfg),
 			      err, errlen))
@@ -209,11 +174,11 @@ int layout__build(struct layout *l, const struct vm_config *cfg, char *err, size
 			continue;
 		cursor = hotplug_start(cursor);
 		if (!IS_ALIGNED(z->hotplug_size, LAYOUT_PAGE_ALIGN))
-			return zone_error(cfg, z, err, errlen, "hotplug_size=%s: not a multiple of "
-					  "4 KiB", S(z->hotplug_size).s);
+			return config__zone_error(cfg, z, err, errlen, "hotplug_size=%s: not a multiple of "
+					  "4 KiB", config__size_str(z->hotplug_size).s);
 		if (beyond_limit(cursor, z->hotplug_size))
-			return zone_error(cfg, z, err, errlen, "hotplug_size=%s: " LIMIT_MSG,
-					  S(z->hotplug_size).s, LAYOUT_MAX_GPA / GiB);
+			return config__zone_error(cfg, z, err, errlen, "hotplug_size=%s: " LIMIT_MSG,
+					  config__size_str(z->hotplug_size).s, LAYOUT_MAX_GPA / GiB);
 		/* The zone's mapping is [boot RAM][virtio-mem region]: offset = boot size. */
 		if (add_range(l, RANGE_VIRTIO_MEM, cursor, z->hotplug_size, i, z->size,
 			      zone_node(cfg, i), err, errlen))

@@ -14,24 +14,6 @@
 #include "memory/config.h"
 #include "util.h"
 
-struct sz { char s[24]; };
-/* 2097152 -> "2M": the largest exact suffix, for messages. */
-static struct sz S(uint64_t v)
-{
-	static const char suffix[] = "KMGT";
-	struct sz r;
-	int i = -1;
-
-	while (i < 3 && v && v % 1024 == 0) {
-		v /= 1024;
-		i++;
-	}
-	if (i < 0)
-		snprintf(r.s, sizeof(r.s), "%" PRIu64, v);
-	else
-		snprintf(r.s, sizeof(r.s), "%" PRIu64 "%c", v, suffix[i]);
-	return r;
-}
 
 #define HUGETLBFS_MAGIC_NR 0x958458f6
 /* Cloud Hypervisor virtio-devices/src/mem.rs: VIRTIO_MEM_ALIGN_SIZE, VIRTIO_MEM_DEFAULT_BLOCK_SIZE */
@@ -77,20 +59,6 @@ uint64_t config__zone_page_size(const struct vm_config *cfg, const struct zone_c
 	return backing_page_size(z->hugepages, z->hugepage_size, host);
 }
 
-/* "--memory: msg" for the zone --memory describes, else "--memory-zone: zone 'id': msg". */
-static int __printf(5, 6) zone_error(const struct vm_config *cfg, const struct zone_config *z,
-				     char *err, size_t errlen, const char *fmt, ...)
-{
-	char msg[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (cfg->memory.size)
-		return error(err, errlen, "--memory: %s", msg);
-	return error(err, errlen, "--memory-zone: zone '%s': %s", z->id, msg);
-}
 
 static int check_hugepages(const char *opt, const char *who, bool hugepages, uint64_t size,
 			   const struct host_info *host, char *err, size_t errlen)
@@ -103,7 +71,7 @@ static int check_hugepages(const char *opt, const char *who, bool hugepages, uin
 		return error(err, errlen, "%s: %shugepage_size needs hugepages=on", opt, who);
 	if (size && !is_pow2(size))
 		return error(err, errlen, "%s: %shugepage_size %s is not a power of two", opt, who,
-			     S(size).s);
+			     config__size_str(size).s);
 	if (!hugepages)
 		return 0;
 	if (!host->nhugepage_sizes || !host->default_hugepage_size)
@@ -113,9 +81,9 @@ static int check_hugepages(const char *opt, const char *who, bool hugepages, uin
 		return 0;
 	for (int i = 0; i < host->nhugepage_sizes && i < MAX_HUGEPAGE_SIZES; i++)
 		n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s", i ? ", " : "",
-				      S(host->hugepage_sizes[i]).s);
+				      config__size_str(host->hugepage_sizes[i]).s);
 	return error(err, errlen, "%s: %shugepage_size=%s is not offered by the host (it has %s)",
-		     opt, who, S(size ? size : host->default_hugepage_size).s, list);
+		     opt, who, config__size_str(size ? size : host->default_hugepage_size).s, list);
 }
 
 /*
@@ -132,24 +100,24 @@ static int check_file(const struct vm_config *cfg, const struct zone_config *z, 
 
 	if (stat(z->file, &st) == 0) {
 		if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
-			return zone_error(cfg, z, err, errlen, "file '%s': not a regular file or a "
+			return config__zone_error(cfg, z, err, errlen, "file '%s': not a regular file or a "
 					  "directory", z->file);
 		if (access(z->file, S_ISDIR(st.st_mode) ? W_OK | X_OK : R_OK | W_OK) < 0)
-			return zone_error(cfg, z, err, errlen, "file '%s': %s", z->file,
+			return config__zone_error(cfg, z, err, errlen, "file '%s': %s", z->file,
 					  strerror(errno));
 		return 0;
 	}
 	if (errno != ENOENT)
-		return zone_error(cfg, z, err, errlen, "file '%s': %s", z->file, strerror(errno));
+		return config__zone_error(cfg, z, err, errlen, "file '%s': %s", z->file, strerror(errno));
 	if ((size_t)snprintf(parent, sizeof(parent), "%s", z->file) >= sizeof(parent))
-		return zone_error(cfg, z, err, errlen, "file '%s': path too long", z->file);
+		return config__zone_error(cfg, z, err, errlen, "file '%s': path too long", z->file);
 	/* dirname() may modify its argument (it gets the copy) or return a static "." */
 	dir = dirname(parent);
 	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
-		return zone_error(cfg, z, err, errlen, "file '%s': directory '%s' does not exist",
+		return config__zone_error(cfg, z, err, errlen, "file '%s': directory '%s' does not exist",
 				  z->file, dir);
 	if (access(dir, W_OK | X_OK) < 0)
-		return zone_error(cfg, z, err, errlen, "file '%s': cannot create it in '%s': %s",
+		return config__zone_error(cfg, z, err, errlen, "file '%s': cannot create it in '%s': %s",
 				  z->file, dir, strerror(errno));
 	return 0;
 }
@@ -166,10 +134,10 @@ static int check_zone(const struct vm_config *cfg, const struct zone_config *z,
 	if (!z->id[0])
 		return error(err, errlen, "--memory-zone: missing id");
 	if (!z->size)
-		return zone_error(cfg, z, err, errlen, "size must not be 0");
+		return config__zone_error(cfg, z, err, errlen, "size must not be 0");
 	/* Cloud Hypervisor would ignore hugepages and map the file: refuse the ambiguity instead */
 	if (z->file && z->hugepages)
-		return zone_error(cfg, z, err, errlen, "file= and hugepages=on exclude each other "
+		return config__zone_error(cfg, z, err, errlen, "file= and hugepages=on exclude each other "
 				  "(for huge pages, put the file on hugetlbfs)");
 	if (check_hugepages(cfg->memory.size ? "--memory" : "--memory-zone", who, z->hugepages,
 			    z->hugepage_size, host, err, errlen))
@@ -177,38 +145,38 @@ static int check_zone(const struct vm_config *cfg, const struct zone_config *z,
 	if (z->host_numa_node >= 0 &&
 	    (z->host_numa_node >= host->nnodes || z->host_numa_node >= MAX_HOST_NODES ||
 	     !host->node_present[z->host_numa_node]))
-		return zone_error(cfg, z, err, errlen, "host_numa_node %d is not present on the host",
+		return config__zone_error(cfg, z, err, errlen, "host_numa_node %d is not present on the host",
 				  z->host_numa_node);
 	/* Cloud Hypervisor MemoryManager: InvalidSharedMemoryZoneWithHostNuma */
 	if (z->host_numa_node >= 0 && z->file && z->shared)
-		return zone_error(cfg, z, err, errlen, "host_numa_node cannot bind a shared file "
+		return config__zone_error(cfg, z, err, errlen, "host_numa_node cannot bind a shared file "
 				  "mapping (shared=on with file=)");
 	if (z->hotplug_size && !virtio)
-		return zone_error(cfg, z, err, errlen, "hotplug_size needs --memory "
+		return config__zone_error(cfg, z, err, errlen, "hotplug_size needs --memory "
 				  "hotplug_method=virtio-mem");
 	if (z->hotplugged_size && !z->hotplug_size)
-		return zone_error(cfg, z, err, errlen, "hotplugged_size needs hotplug_size");
+		return config__zone_error(cfg, z, err, errlen, "hotplugged_size needs hotplug_size");
 	if (z->hotplugged_size > z->hotplug_size)
-		return zone_error(cfg, z, err, errlen, "hotplugged_size %s exceeds hotplug_size %s",
-				  S(z->hotplugged_size).s, S(z->hotplug_size).s);
+		return config__zone_error(cfg, z, err, errlen, "hotplugged_size %s exceeds hotplug_size %s",
+				  config__size_str(z->hotplugged_size).s, config__size_str(z->hotplug_size).s);
 	page = config__zone_page_size(cfg, z, host);
 	if (z->size % page)
-		return zone_error(cfg, z, err, errlen, "size %s is not a multiple of the page size %s",
-				  S(z->size).s, S(page).s);
+		return config__zone_error(cfg, z, err, errlen, "size %s is not a multiple of the page size %s",
+				  config__size_str(z->size).s, config__size_str(page).s);
 	if (z->hotplug_size % page)
-		return zone_error(cfg, z, err, errlen, "hotplug_size %s is not a multiple of the page "
-				  "size %s", S(z->hotplug_size).s, S(page).s);
+		return config__zone_error(cfg, z, err, errlen, "hotplug_size %s is not a multiple of the page "
+				  "size %s", config__size_str(z->hotplug_size).s, config__size_str(page).s);
 	/* Cloud Hypervisor Mem::new refuses a virtio-mem region not aligned to 128 MiB */
 	if (z->hotplug_size % VIRTIO_MEM_REGION_ALIGN)
-		return zone_error(cfg, z, err, errlen, "hotplug_size %s is not a multiple of 128M "
-				  "(virtio-mem region alignment)", S(z->hotplug_size).s);
+		return config__zone_error(cfg, z, err, errlen, "hotplug_size %s is not a multiple of 128M "
+				  "(virtio-mem region alignment)", config__size_str(z->hotplug_size).s);
 	if (z->hotplugged_size % page)
-		return zone_error(cfg, z, err, errlen, "hotplugged_size %s is not a multiple of the "
-				  "page size %s", S(z->hotplugged_size).s, S(page).s);
+		return config__zone_error(cfg, z, err, errlen, "hotplugged_size %s is not a multiple of the "
+				  "page size %s", config__size_str(z->hotplugged_size).s, config__size_str(page).s);
 	/* Cloud Hypervisor VirtioMemConfig::resize: a multiple of the 2 MiB block size */
 	if (z->hotplugged_size % VIRTIO_MEM_BLOCK_SIZE)
-		return zone_error(cfg, z, err, errlen, "hotplugged_size %s is not a multiple of 2M "
-				  "(virtio-mem block size)", S(z->hotplugged_size).s);
+		return config__zone_error(cfg, z, err, errlen, "hotplugged_size %s is not a multiple of 2M "
+				  "(virtio-mem block size)", config__size_str(z->hotplugged_size).s);
 	if (z->file && check_file(cfg, z, err, errlen))
 		return -1;
 	return 0;
@@ -232,7 +200,7 @@ static int check_memory(const struct vm_config *cfg, const struct host_info *hos
 		return error(err, errlen, "--memory: hotplugged_size needs hotplug_method=virtio-mem");
 	if (m->hotplugged_size > m->hotplug_size)
 		return error(err, errlen, "--memory: hotplugged_size %s exceeds hotplug_size %s",
-			     S(m->hotplugged_size).s, S(m->hotplug_size).s);
+			     config__size_str(m->hotplugged_size).s, config__size_str(m->hotplug_size).s);
 	if (m->hotplug_size && m->hotplug_method == HOTPLUG_VIRTIO_MEM && !m->size)
 		return error(err, errlen, "--memory: hotplug_size with hotplug_method=virtio-mem and "
 			     "memory zones: put hotplug_size on a zone");
@@ -240,7 +208,7 @@ static int check_memory(const struct vm_config *cfg, const struct host_info *hos
 	page = backing_page_size(m->hugepages, m->hugepage_size, host);
 	if (m->hotplug_method == HOTPLUG_ACPI && m->hotplug_size % page)
 		return error(err, errlen, "--memory: hotplug_size %s is not a multiple of the page "
-			     "size %s", S(m->hotplug_size).s, S(page).s);
+			     "size %s", config__size_str(m->hotplug_size).s, config__size_str(page).s);
 	return 0;
 }
 
@@ -392,11 +360,11 @@ static int check_pools(const struct vm_config *cfg, const struct host_info *host
 		if (need <= avail)
 			continue;
 		if (need == pages)
-			return zone_error(cfg, z, err, errlen, "needs %" PRIu64 " free %s huge pages%s, "
-					  "the host has %" PRIu64, pages, S(page).s, where, avail);
-		return zone_error(cfg, z, err, errlen, "needs %" PRIu64 " free %s huge pages%s "
+			return config__zone_error(cfg, z, err, errlen, "needs %" PRIu64 " free %s huge pages%s, "
+					  "the host has %" PRIu64, pages, config__size_str(page).s, where, avail);
+		return config__zone_error(cfg, z, err, errlen, "needs %" PRIu64 " free %s huge pages%s "
 				  "(%" PRIu64 " with the zones before it), the host has %" PRIu64,
-				  pages, S(page).s, where, need, avail);
+				  pages, config__size_str(page).s, where, need, avail);
 	}
 	return 0;
 }
@@ -434,7 +402,7 @@ int config__validate(struct vm_config *cfg, const struct host_info *host, char *
 		return error(err, errlen, "--memory-zone: the total memory size overflows");
 	if (cfg->balloon.enabled && cfg->balloon.size >= ram)
 		return error(err, errlen, "--balloon: size %s is not smaller than the guest RAM %s",
-			     S(cfg->balloon.size).s, S(ram).s);
+			     config__size_str(cfg->balloon.size).s, config__size_str(ram).s);
 	return check_pools(cfg, host, err, errlen);
 }
 
