@@ -80,7 +80,7 @@ bench-check: deps
 # bench/native.c times the VMM's own backing code: linked with every VMM object but main.o.
 $(BUILD)/bench/native: bench/native.c $(LIB_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
 -include $(BUILD)/bench/native.d
 
 clean:

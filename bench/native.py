@@ -106,6 +106,10 @@ def figures(records: list[dict[str, Any]]) -> tuple[dict[str, Figure], dict[str,
             extra = {"bytes": r["bytes"], "page_size": r["page_size"], "threads": r["threads"]}
             figs[f"{base}.ns_per_page"] = figure([ns / pages for ns in r["ns"]], "ns/4KiB", **extra)
             figs[f"{base}.gbps"] = figure([r["bytes"] / ns for ns in r["ns"]], "GB/s", **extra)
+            if r.get("limit_ns"):   # the limit measured right before each sample
+                figs[f"{base}.fraction_of_limit"] = figure(
+                    [lim / ns for lim, ns in zip(r["limit_ns"], r["ns"])], "x",
+                    limit_threads=r["limit_threads"], **extra)
         elif kind == "skip":
             if r["backing"] == "limit":
                 skipped[f"host.limit.{r['mode']}"] = r["reason"]
@@ -116,8 +120,13 @@ def figures(records: list[dict[str, Any]]) -> tuple[dict[str, Figure], dict[str,
     for name in list(figs):
         if name.endswith(".gbps"):
             limit = "host.limit.memset_nt" if figs[name]["threads"] == 0 else "host.limit.memset_1t"
-            if limit in figs:
-                ratios[name[:-len("gbps")] + "fraction_of_limit"] = ratio(name, limit, figs, "higher")
+            frac = name[:-len("gbps")] + "fraction_of_limit"
+            if frac in figs:
+                # median of the per-sample fractions; num/den say what they are fractions of
+                ratios[frac] = {"value": figs[frac]["median"], "better": "higher", "num": name,
+                                "den": limit, "paired": frac}
+            elif limit in figs:
+                ratios[frac] = ratio(name, limit, figs, "higher")
     if "host.limit.kzero_2m" in figs and "host.limit.memset_1t" in figs:
         ratios["host.limit.kzero_2m.fraction_of_limit"] = ratio(
             "host.limit.kzero_2m", "host.limit.memset_1t", figs, "higher")

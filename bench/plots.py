@@ -48,7 +48,10 @@ def host_fraction(res: dict[str, Any], out: Path) -> Path:
         for b in groups:
             r = res["ratios"].get(f"host.{b}.{m}.fraction_of_limit")
             vals.append(r["value"] if r else None)
-            if r:  # the spread of the backing's samples against the limit's median
+            if r and r.get("paired"):  # per-sample fractions: their own spread
+                f = res["figures"][r["paired"]]
+                errs.append((f["min"], f["max"]))
+            elif r:  # the spread of the backing's samples against the limit's median
                 f, lim = res["figures"][r["num"]], res["figures"][r["den"]]["median"]
                 errs.append((f["min"] / lim, f["max"] / lim))
             else:

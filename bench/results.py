@@ -92,6 +92,9 @@ def problems(res: dict[str, Any]) -> list[str]:
             out.append(f"ratio {name}: value {r.get('value')!r} is not a positive number")
         if r.get("better") not in ("higher", "lower"):
             out.append(f"ratio {name}: better={r.get('better')!r}")
+        if "paired" in r and (r["paired"] not in res["figures"]
+                              or res["figures"][r["paired"]]["median"] != r.get("value")):
+            out.append(f"ratio {name}: paired figure {r['paired']!r} missing or not its median")
         for k in ("num", "den"):
             if r.get(k) not in res["figures"]:
                 out.append(f"ratio {name}: {k} {r.get(k)!r} is not a figure")

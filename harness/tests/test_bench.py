@@ -259,3 +259,21 @@ def test_parsing_canned_testhost_results(tmp_path: Path) -> None:
     assert figs["vmm.qemu.rss_kb"]["median"] == 1024            # the >= 128 MiB anonymous one too
     assert figs["vmm.memvisor.rss_kb"]["guest_ram_rss_kb"] == 65536
     assert "nope" in skipped["guest.shmem"]
+
+
+def test_native_records_give_paired_fractions() -> None:
+    from bench import native
+    recs = native.parse_lines("\n".join(json.dumps(r) for r in (
+        {"kind": "host", "cpus": 2},
+        {"kind": "limit", "name": "memset_1t", "bytes": 4096 * 100, "threads": 1, "ns": [10, 20]},
+        {"kind": "populate", "backing": "anonymous", "mode": "first_touch", "bytes": 4096 * 100,
+         "page_size": 4096, "threads": 1, "limit_threads": 1, "limit_ns": [10, 40],
+         "ns": [100, 200]},
+        {"kind": "skip", "backing": "hugetlb_1g", "mode": "*", "reason": "no 1G pages"},
+        {"kind": "skip", "backing": "limit", "mode": "kzero_2m", "reason": "no pool"})))
+    figs, ratios, skipped, host = native.figures(recs)
+    assert figs["host.anonymous.first_touch.ns_per_page"]["samples"] == [1.0, 2.0]
+    frac = ratios["host.anonymous.first_touch.fraction_of_limit"]
+    assert frac["value"] == pytest.approx((0.1 + 0.2) / 2) and frac["paired"] in figs
+    assert skipped == {"host.hugetlb_1g": "no 1G pages", "host.limit.kzero_2m": "no pool"}
+    assert host == {"cpus": 2}
