@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import sys
@@ -12,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from . import BUILD, OUT, backings, check, guest, native, results
-from memvisor.sizes import parse_size  # noqa: E402  (bench/__init__ puts harness/ on the path)
+from memvisor import venue  # noqa: E402  (bench/__init__ puts harness/ on the path)
+from memvisor.runner import run_cases, wait_for_other_testhosts  # noqa: E402
+from memvisor.sizes import parse_size  # noqa: E402
 
 
 def _size(text: str) -> int:
@@ -42,6 +45,8 @@ def run_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--tmpfs", default="/dev/shm", help="a tmpfs for the host's file backings")
     ap.add_argument("--no-testhost", action="store_true", help="host part only (parts 2-4 skipped)")
     ap.add_argument("--no-qemu", action="store_true", help="skip the QEMU comparisons")
+    ap.add_argument("--no-native", action="store_true",
+                    help="no native guest figures even where /dev/kvm works here")
     ap.add_argument("--no-warmup", action="store_true", help="no untimed first pass on the host")
     ap.add_argument("--no-plots", action="store_true")
     ap.add_argument("--out", type=Path, default=OUT, help=f"results directory [{OUT}]")
@@ -59,7 +64,6 @@ def run(a: argparse.Namespace) -> tuple[dict[str, Any], bool]:
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     ok = True
     # A test host (ours or anyone's) would share the 2 cores with every timing below.
-    from .batch import wait_for_other_testhosts
     wait_for_other_testhosts(1800)
     print(f"bench: host part, {a.size >> 20} MiB per backing, {a.repeat} repeats", flush=True)
     recs, pools = native.run(a.size, a.repeat, a.tmpfs, not a.no_warmup, a.only)
@@ -75,43 +79,44 @@ def run(a: argparse.Namespace) -> tuple[dict[str, Any], bool]:
         _skip_all(skipped, ("guest", "boot"), "test-host part not run (--no-testhost)")
         skipped["vmm"] = "test-host part not run (--no-testhost)"
     else:
-        BUILD.mkdir(exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=BUILD, prefix="bench.") as d:
-            p.exchange = Path(d)
-            cases = guest.cases(p)
-            print(f"bench: test-host part, {len(cases)} cases in one ci/testhost boot", flush=True)
-            from .batch import run_batch
-            t1 = time.monotonic()
-            try:
-                res = run_batch(cases, timeout=_batch_timeout(cases))
-                lost = [c for c, r in zip(cases, res) if r.get("lost")]
-                if lost:
-                    # The test host hangs now and then (a soft lockup of its kernel, seen twice
-                    # in ~100 cases): one more boot for what was lost, never more.
-                    print(f"bench: retrying the {len(lost)} lost cases in one more boot",
-                          flush=True)
-                    again = iter(run_batch(lost, timeout=_batch_timeout(lost)))
-                    res = [next(again) if r.get("lost") else r for r in res]
-                timing.update(testhost_s=round(time.monotonic() - t1, 1), testhost_cases=len(res),
-                              testhost_case_s=round(sum(r["seconds"] for r in res), 1))
-                lost = [r["name"] for r in res if r.get("lost")]
-                if lost:
-                    ok = False
-                    timing["testhost_lost_cases"] = lost
-                gf, gr, gs = guest.figures(res, p)
-                figs.update(gf)
-                ratios.update(gr)
-                skipped.update(gs)
-            except (RuntimeError, OSError) as e:
-                ok = False
-                reason = f"test-host batch failed: {str(e).strip().splitlines()[0]}"
-                _skip_all(skipped, ("guest", "boot"), reason)
-                skipped["vmm"] = reason
-                print(f"bench: {e}", file=sys.stderr)
+        t1 = time.monotonic()
+        res, gf, gr, gs = _guest_part(p, "testhost")
+        timing.update(testhost_s=round(time.monotonic() - t1, 1), testhost_cases=len(res),
+                      testhost_case_s=round(sum(r["seconds"] for r in res), 1))
+        lost = [r["name"] for r in res if r.get("lost")]
+        if lost:
+            ok = False
+            timing["testhost_lost_cases"] = lost
+        figs.update(gf)
+        ratios.update(gr)
+        skipped.update(gs)
         if p.only:
             for b in set(backings.names()) - set(p.only):
                 for part in ("guest", "boot"):
                     skipped.setdefault(f"{part}.{b}", "not selected (--only/--guest-only)")
+    native_kind = None
+    if a.no_native:
+        skipped["native"] = "native part not run (--no-native)"
+    else:
+        decision = venue.decide("native")
+        n = decision.native
+        if n is None or not n.usable:
+            skipped["native"] = f"no usable KVM on this machine: {decision.reason}"
+        else:
+            native_kind = n.kind
+            # The same guest cases on this machine's own KVM, memvisor only (QEMU's figures
+            # stay the test host's): named native.<figure>, compared only with native figures.
+            pn = dataclasses.replace(p, qemu=False)
+            print(f"bench: native part on {n.kind} KVM", flush=True)
+            t2 = time.monotonic()
+            res, gf, gr, gs = _guest_part(pn, "native")
+            timing["native_s"] = round(time.monotonic() - t2, 1)
+            gs = {k: v for k, v in gs.items() if not k.endswith(".qemu")}
+            figs.update({f"native.{k}": v for k, v in gf.items()})
+            ratios.update({f"native.{k}": _renamed(v) for k, v in gr.items()})
+            skipped.update({f"native.{k}": v for k, v in gs.items()})
+            skipped["native.boot.qemu"] = skipped["native.vmm.qemu"] = \
+                "QEMU is compared in the test host only"
     out = {
         "schema": results.SCHEMA, "created": created,
         "duration_s": round(time.monotonic() - t0, 1), "timing": timing,
@@ -119,8 +124,11 @@ def run(a: argparse.Namespace) -> tuple[dict[str, Any], bool]:
         "params": {"size": a.size, "repeat": a.repeat, "fault_size": a.fault_size,
                    "boot_size": a.boot_size, "only": a.only, "guest_only": a.guest_only, "tmpfs": a.tmpfs,
                    "testhost": not a.no_testhost, "qemu": not a.no_qemu, "warmup": not a.no_warmup,
+                   "native": not a.no_native,
                    "testhost_options": "ci/testhost defaults (2 nodes, 8G, 512x2M, 2x1G)"},
         "host": host,
+        "venues": {"testhost": "QEMU TCG test host (ci/testhost), nested KVM",
+                   "native": native_kind},
         "backings": backings.names(),
         "figures": dict(sorted(figs.items())),
         "ratios": dict(sorted(ratios.items())),
@@ -141,10 +149,32 @@ def run(a: argparse.Namespace) -> tuple[dict[str, Any], bool]:
     return out, ok
 
 
-def _batch_timeout(cases: list[dict[str, Any]]) -> int:
-    """ci/testhost's limit: the boot, ~10 s a case (they take 0.5-5 s), hyperfine in full."""
-    return 300 + sum(int(c["timeout"]) if c["name"].startswith("hyperfine/") else 10
-                     for c in cases)
+def _guest_part(p: guest.Params, where: str) -> tuple[list[dict[str, Any]], dict[str, Any],
+                                                     dict[str, Any], dict[str, str]]:
+    """The guest cases run where `where` says, and their figures (read while the exchange
+    directory with hyperfine's JSON still exists). A case lost to a frozen test host gets one
+    more try in a fresh one (its repeat would otherwise be missing), never more."""
+    BUILD.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=BUILD, prefix="bench.") as d:
+        p.exchange = Path(d)
+        cases = guest.cases(p)
+        print(f"bench: {len(cases)} guest cases ({where})", flush=True)
+
+        def progress(i: int, r: dict[str, Any]) -> None:
+            print(f"bench:   [{i + 1}/{len(cases)}] {r['name']}: rc={r['rc']} {r['seconds']}s"
+                  + (f" LOST: {r['lost'].splitlines()[0]}" if r.get("lost") else ""),
+                  file=sys.stderr, flush=True)
+        res = run_cases(cases, where, on_result=progress)
+        again = [i for i, r in enumerate(res) if r.get("lost")]
+        if again:
+            print(f"bench: {len(again)} lost cases get one more test host", flush=True)
+            for i, r in zip(again, run_cases([cases[i] for i in again], where)):
+                res[i] = r
+        return (res, *guest.figures(res, p))
+
+
+def _renamed(r: dict[str, Any]) -> dict[str, Any]:
+    return {**r, **{k: f"native.{r[k]}" for k in ("num", "den", "paired") if k in r}}
 
 
 def cmd_run(a: argparse.Namespace) -> int:
@@ -163,7 +193,8 @@ def cmd_check(a: argparse.Namespace) -> int:
             size=bp["size"], repeat=bp["repeat"], fault_size=bp["fault_size"],
             boot_size=bp["boot_size"], only=bp.get("only"), guest_only=bp.get("guest_only"), tmpfs=bp.get("tmpfs", "/dev/shm"),
             no_testhost=not bp["testhost"], no_qemu=not bp["qemu"],
-            no_warmup=not bp.get("warmup", True), no_plots=False, out=a.out)
+            no_warmup=not bp.get("warmup", True), no_plots=False, out=a.out,
+            no_native=not bp.get("native", True))
         res, _ = run(ns)
     bad = results.problems(res)
     if bad:

@@ -5,7 +5,9 @@ shared and their speed varies from run to run, a ratio much less. A ratio regres
 in its worse direction by more than the tolerance (relative to the baseline's value):
     better=higher: current < baseline * (1 - tolerance)
     better=lower:  current > baseline * (1 + tolerance)
-A baseline ratio the run lacks fails unless the run says why it was skipped.
+A baseline ratio the run lacks fails unless the run says why it was skipped. Native ratios
+(`native.*`, guests on this machine's own /dev/kvm) are compared only when the baseline's native
+KVM was of the same kind (PVM and hardware KVM differ by orders of magnitude).
 """
 from __future__ import annotations
 
@@ -69,6 +71,13 @@ def compare(results: dict[str, Any], baseline: dict[str, Any],
         tol = overrides.get(name, default)
         b = float(base["value"])
         cur = results["ratios"].get(name)
+        here = results.get("venues", {}).get("native")
+        if name.startswith("native.") and cur is not None and here != baseline.get("native_kind"):
+            # Native figures of PVM and of hardware KVM are different things: like with like.
+            out.append(Verdict(name, "skipped", b, float(cur["value"]), tol,
+                               f"native KVM here is {here}, the baseline's was "
+                               f"{baseline.get('native_kind')}: not comparable"))
+            continue
         if cur is None:
             reason = _skip_for_ratio(name, base, results.get("skipped", {}))
             out.append(Verdict(name, "skipped" if reason else "missing", b, None, tol,
@@ -123,6 +132,7 @@ def make_baseline(results: dict[str, Any], tolerance: float = DEFAULT_TOLERANCE,
         "params": results["params"],
         "note": note,
         "tolerance": tolerance,
+        "native_kind": results.get("venues", {}).get("native"),
         "tolerances": dict(sorted((tolerances or {}).items())),
         "ratios": {n: {"value": r["value"], "better": r["better"]}
                    for n, r in sorted(ratios.items())},

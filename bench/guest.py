@@ -1,6 +1,6 @@
 """Parts 2-4, inside the test host: guest fault cost, boot time, VMM memory overhead.
 
-Everything runs in ONE ci/testhost boot (harness/memvisor/testhost.run_batch): `cases()` builds
+The cases run through harness/memvisor/runner.py (one ci/testhost boot, or natively): `cases()` builds
 the batch, `figures()` reads its results. Repeats are interleaved (repeat 1 of every backing,
 then repeat 2, ...) so that a burst of noise from the shared machine spreads over all backings.
 """
@@ -146,6 +146,11 @@ class _Collector:
         return {n: figure(s, self.units[n], **self.extra[n]) for n, s in self.samples.items()}
 
 
+# Above this share of a phase's cycles spent in timer reads, its per-touch average is the
+# difference of two nearly equal numbers and says more about the timer's jitter than the touch.
+FAULT_MAX_TIMER_PCT = 50
+
+
 def _fault(c: _Collector, b: str, r: dict[str, Any]) -> None:
     if r["rc"] != 0 or r.get("timed_out"):
         c.skip(f"guest.{b}", f"memvisor exited {r['rc']}: {_tail(r['stderr'])}")
@@ -155,14 +160,34 @@ def _fault(c: _Collector, b: str, r: dict[str, Any]) -> None:
     except ReportError as e:
         c.skip(f"guest.{b}", f"fault report: {e}")
         return
+    if rep.timer is None:
+        c.skip(f"guest.{b}", "fault report without a `timer` line: a fault.elf from before batch "
+                             "timing, whose figures include one TSC read per touch (run make)")
+        return
+    if rep.timer.ns is None:
+        c.skip(f"guest.{b}", "the guest has no TSC frequency (ns_avg=unknown)")
+        return
+    c.add(f"guest.{b}.timer_ns", rep.timer.ns, "ns/read", cycles=rep.timer.cycles)
+    floor_ns = rep.floor[1] if rep.floor else None
+    if floor_ns:    # 0 where a touch takes under a cycle: no figure, every figure is positive
+        c.add(f"guest.{b}.touch_floor_ns", floor_ns, "ns/touch")
     for stride, sname in ((0x1000, "4k"), (0x200000, "2m")):
         for touch, tname in ((1, "first"), (2, "second")):
-            ph = rep.phase(stride, touch)
-            if ph.ns_avg is None:
-                c.skip(f"guest.{b}", "the guest has no TSC frequency (ns_avg=unknown)")
-                return
-            c.add(f"guest.{b}.fault_{sname}_{tname}", ph.ns_avg, "ns/touch", stride=stride,
-                  pages=ph.pages)
+            name = f"guest.{b}.fault_{sname}_{tname}"
+            ph = next((p for p in rep.phases if p.stride == stride and p.touch == touch), None)
+            if ph is None or ph.ns_avg is None or ph.timer_pct is None:
+                c.skip(name, f"no stride={stride:#x} touch={touch} phase with ns_avg in the report")
+                continue
+            if ph.timer_pct > FAULT_MAX_TIMER_PCT:
+                c.skip(name, f"timer reads were {ph.timer_pct}% of the phase (a read: "
+                             f"{rep.timer.ns} ns): the per-touch average would be the timer's jitter")
+                continue
+            if ph.ns_avg <= 0:
+                c.skip(name, "ns_avg=0: under a cycle per touch once the timer reads are taken out")
+                continue
+            c.add(name, ph.ns_avg, "ns/touch", stride=stride, pages=ph.pages,
+                  timer_pct=ph.timer_pct, per_touch=ph.per_touch, timer_ns=rep.timer.ns,
+                  floor_ns=floor_ns)
 
 
 def _boot(c: _Collector, b: str, variant: str, r: dict[str, Any]) -> None:

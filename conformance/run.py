@@ -1,38 +1,34 @@
-"""Run the matrix: every case booted (or refused) under one VMM driver, checked, reported.
+"""Run the matrix: every case booted (or refused) where VENUE says, checked, reported.
 
-Runs where /dev/kvm works; `python3 -m conformance run` re-executes itself inside ci/testhost
-when this machine has none, so the whole matrix costs one test-host boot.
+    python3 -m conformance run [--quick] [-k NAME] [--shard K/N] [--out DIR]
+    python3 -m conformance merge --out DIR SHARD_DIR...
+    python3 -m conformance list [--quick]
+
+Where cases run (harness/memvisor/venue.py): VENUE=native runs each case this machine can give
+what it needs on its own /dev/kvm and skips the others with the reason; VENUE=testhost runs all
+in ci/testhost; VENUE=auto (default) uses native KVM where it is faster, the test host for the
+rest. Test-host cases go through harness/memvisor/runner.py: a frozen test host costs the case
+under way, a fresh one goes on. Each case is checked here, on this side, as its result arrives,
+and appended to results.jsonl at once.
 """
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
-import time
-import xml.etree.ElementTree as ET
-from dataclasses import asdict, dataclass, field, is_dataclass
+import zlib
 from pathlib import Path
 
-from memvisor.driver import BUILD, TOP, MemvisorDriver
-from memvisor.inhost import run_case
+from memvisor import venue as venues
+from memvisor.driver import BUILD, MemvisorDriver
+from memvisor.runner import run_cases
 
 from . import cases as matrix
+from . import needs, results
 from .checks import check_boot, check_rejection
+from .results import Outcome
 
 OUT = BUILD / "conformance"
-
-
-@dataclass
-class Outcome:
-    case: matrix.Case
-    failures: list[str]
-    seconds: float
-    result: dict = field(default_factory=dict)
-
-    @property
-    def passed(self) -> bool:
-        return not self.failures
+CASE_TIMEOUT_S = 90     # a case takes 0.5-5 s in the test host; prefaulting 1 GiB the most
 
 
 def inhost_case(case: matrix.Case, driver: MemvisorDriver) -> dict:
@@ -43,140 +39,134 @@ def inhost_case(case: matrix.Case, driver: MemvisorDriver) -> dict:
         "setup": list(case.setup),
         "teardown": list(case.teardown),
         "files": list(case.files),
-        "timeout": 120,
+        "timeout": CASE_TIMEOUT_S,
+        # --print-layout checks against the host it runs on: the case's own.
+        "layout_argv": driver.layout_command(case.config) if case.valid else None,
     }
 
 
-def layout_of(case: matrix.Case, driver: MemvisorDriver) -> dict | None:
-    p = subprocess.run(driver.layout_command(case.config), capture_output=True, text=True,
-                       timeout=30)
-    if p.returncode != 0:
-        return {"error": p.stderr.strip()}
-    return json.loads(p.stdout)
+def check(case: matrix.Case, result: dict) -> list[str]:
+    """The failures of one case from its raw result (which may come from any venue)."""
+    if result.get("skipped"):
+        return []
+    if result.get("lost"):
+        return [f"lost: {result['lost']}"]
+    if not case.valid:
+        return check_rejection(case.expect, result)
+    lay = result.get("layout") or {}
+    if lay.get("rc") != 0:
+        failures = [f"--print-layout refused a valid configuration: {lay.get('stderr', '').strip()}"]
+        return failures + check_boot(case.expect, result, None)
+    return check_boot(case.expect, result, json.loads(lay["stdout"]))
 
 
-def run_one(case: matrix.Case, driver: MemvisorDriver) -> Outcome:
-    start = time.monotonic()
-    result = run_case(inhost_case(case, driver))
-    if case.valid:
-        layout = layout_of(case, driver)
-        if layout and "error" in layout:
-            failures = [f"--print-layout refused a valid configuration: {layout['error']}"]
-            failures += check_boot(case.expect, result, None)
+def shard_of(name: str, n: int) -> int:
+    """A case's shard (1..n): from its name alone, so that a slice stays the same slice as the
+    matrix grows and every machine of a CI job matrix computes the same split."""
+    return zlib.crc32(name.encode()) % n + 1
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard {text!r}: expected K/N, e.g. 2/4") from None
+    if not 1 <= k <= n:
+        raise ValueError(f"--shard {text!r}: K must be in 1..N")
+    return k, n
+
+
+def plan(cases: list[matrix.Case], decision: venues.Decision) -> dict[str, list[matrix.Case]]:
+    """Which cases go where; natively unmet ones go to the test host under auto, else skip."""
+    groups: dict[str, list[matrix.Case]] = {"native": [], "testhost": [], "skipped": []}
+    if decision.venue == "testhost":
+        groups["testhost"] = list(cases)
+        return groups
+    if decision.native is None or not decision.native.usable:
+        groups["skipped"] = list(cases)
+        return groups
+    here = needs.facts_here()
+    for c in cases:
+        if needs.unmet(c, here) is None:
+            groups["native"].append(c)
         else:
-            failures = check_boot(case.expect, result, layout)
-    else:
-        failures = check_rejection(case.expect, result)
-    return Outcome(case, failures, round(time.monotonic() - start, 2), result)
+            groups["testhost" if decision.requested == "auto" else "skipped"].append(c)
+    return groups
 
 
-def _jsonable(obj: object) -> object:
-    if is_dataclass(obj) and not isinstance(obj, type):
-        return {k: _jsonable(v) for k, v in asdict(obj).items()}
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        return [_jsonable(v) for v in (sorted(obj) if isinstance(obj, (set, frozenset)) else obj)]
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
-def write_results(outcomes: list[Outcome], cov: dict, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    doc = {
-        "coverage": cov,
-        "passed": sum(o.passed for o in outcomes),
-        "failed": sum(not o.passed for o in outcomes),
-        "cases": [{
-            "name": o.case.name, "tags": list(o.case.tags), "passed": o.passed,
-            "failures": o.failures, "seconds": o.seconds,
-            "command": o.result.get("argv"), "status": o.result.get("rc"),
-            "expect": _jsonable(o.case.expect),
-        } for o in outcomes],
-    }
-    (out / "results.json").write_text(json.dumps(doc, indent=1))
-    # Everything the checks read, so that a failure can be re-examined without a new boot.
-    (out / "raw.json").write_text(json.dumps({o.case.name: o.result for o in outcomes}))
-    suite = ET.Element("testsuite", name="conformance", tests=str(len(outcomes)),
-                       failures=str(doc["failed"]),
-                       time=str(round(sum(o.seconds for o in outcomes), 2)))
-    for o in outcomes:
-        tc = ET.SubElement(suite, "testcase", classname="conformance", name=o.case.name,
-                           time=str(o.seconds))
-        if o.failures:
-            f = ET.SubElement(tc, "failure", message=o.failures[0])
-            f.text = "\n".join(o.failures)
-            ET.SubElement(tc, "system-out").text = o.result.get("stdout", "")
-            ET.SubElement(tc, "system-err").text = o.result.get("stderr", "")
-    ET.ElementTree(suite).write(out / "junit.xml", encoding="unicode", xml_declaration=True)
-
-
-def explain(o: Outcome) -> str:
-    """A failure with everything needed to read it: what failed, guest, VMM, expectation."""
-    r = o.result
-    parts = [f"=== FAIL {o.case.name}", "command: " + " ".join(r.get("argv", [])),
-             *[f"  - {f}" for f in o.failures],
-             "--- guest console (last 30 lines)", *r.get("stdout", "").splitlines()[-30:],
-             "--- memvisor stderr (last 15 lines)", *r.get("stderr", "").splitlines()[-15:],
-             "--- oracle's expectation", json.dumps(_jsonable(o.case.expect), indent=1)[:3000]]
-    return "\n".join(parts)
-
-
-def run_here(mode: str, pattern: str | None, out: Path) -> int:
+def run(mode: str, pattern: str | None, shard: tuple[int, int] | None, out: Path) -> int:
     cases = matrix.generate(mode)
     if pattern:
         cases = [c for c in cases if pattern in c.name]
+    if shard:
+        cases = [c for c in cases if shard_of(c.name, shard[1]) == shard[0]]
     if not cases:
-        print(f"conformance: no case of the {mode} matrix matches {pattern!r}", flush=True)
+        print(f"conformance: no case of the {mode} matrix matches {pattern!r}"
+              + (f" in shard {shard[0]}/{shard[1]}" if shard else ""), flush=True)
         return 1
+    try:
+        decision = venues.decide()
+    except ValueError as e:
+        print(f"conformance: {e}", flush=True)
+        return 2
     driver = MemvisorDriver()
-    outcomes: list[Outcome] = []
-    print(f"conformance: {len(cases)} cases ({mode}) under {driver.name}", flush=True)
-    for i, case in enumerate(cases, 1):
-        o = run_one(case, driver)
-        outcomes.append(o)
-        print(f"[{i}/{len(cases)}] {case.name:40} {'PASS' if o.passed else 'FAIL'} "
-              f"{o.seconds:6.2f}s", flush=True)
+    groups = plan(cases, decision)
+    print(f"conformance: {len(cases)} cases ({mode}"
+          + (f", shard {shard[0]}/{shard[1]}" if shard else "") + f") under {driver.name}; "
+          + decision.line(), flush=True)
+    print("conformance: " + ", ".join(f"{len(v)} {k}" for k, v in groups.items() if v),
+          flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    stream = (out / "results.jsonl").open("w")
+    outcomes: dict[str, Outcome] = {}
+    here = needs.facts_here() if groups["skipped"] and decision.native else None
+
+    def record(case: matrix.Case, result: dict, seconds: float) -> None:
+        o = Outcome(case, check(case, result), seconds, result)
+        outcomes[case.name] = o
+        stream.write(json.dumps(results.case_record(o)) + "\n")
+        stream.flush()
+        label = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}[o.status]
+        print(f"[{len(outcomes)}/{len(cases)}] {case.name:40} {label} {seconds:6.2f}s "
+              f"{result.get('venue') or ''}", flush=True)
+
+    for c in groups["skipped"]:
+        why = needs.unmet(c, here) if here else None
+        record(c, {"name": c.name, "argv": driver.command(c.config), "venue": "native",
+                   "skipped": why or f"native KVM is not usable: {decision.reason}"}, 0.0)
+    for where in ("native", "testhost"):
+        group = groups[where]
+        if not group:
+            continue
+        inhost = [inhost_case(c, driver) for c in group]
+        run_cases(inhost, where, on_result=lambda i, r, g=group: record(
+            g[i], r, float(r.get("seconds", 0.0))))
+    stream.close()
+    ordered = [outcomes[c.name] for c in cases]
+    th = [o.result["seconds"] for o in ordered if o.result.get("venue") == "testhost"
+          and o.case.valid and not o.failures]
+    venues.record_testhost(th)
     cov = matrix.coverage(cases)
-    write_results(outcomes, cov, out)
-    for o in outcomes:
-        if not o.passed:
-            print(explain(o), flush=True)
-    print_summary(outcomes, cov, out)
-    return 0 if all(o.passed for o in outcomes) else 1
-
-
-def print_summary(outcomes: list[Outcome], cov: dict, out: Path) -> None:
-    by_part: dict[str, list[Outcome]] = {}
-    for o in outcomes:
-        part = next((t for t in o.case.tags if t in
-                     ("value", "pairwise", "pairwise-forbidden", "scenario", "rule")), "other")
-        by_part.setdefault(part, []).append(o)
-    print("\npart                 cases  passed  failed  seconds")
-    for part, os_ in sorted(by_part.items()):
-        print(f"{part:20} {len(os_):5}  {sum(o.passed for o in os_):6}  "
-              f"{sum(not o.passed for o in os_):6}  {sum(o.seconds for o in os_):7.1f}")
-    print(f"cases: {cov['cases']} ({cov['valid']} boots, {cov['rejections']} rejections, "
-          f"{cov['assumption_cases']} resting on assumptions where the spec is silent)")
-    print(f"coverage: option values {cov['values']['covered']}/{cov['values']['total']}, "
-          f"backings {cov['backings']['covered']}/{cov['backings']['total']}, "
-          f"rejection rules {cov['rules']['covered']}/{cov['rules']['total']}")
-    for group, pw in cov["pairwise"].items():
-        print(f"coverage: {group} option pairs {pw['pairs_covered']}/{pw['pairs_valid']} valid "
-              f"({pw['pairs_total']} in all, {pw['pairs_forbidden']} forbidden by the spec and "
-              f"tested as rejections)")
-    passed = sum(o.passed for o in outcomes)
-    print(f"results: {out / 'results.json'}, {out / 'junit.xml'}")
-    print(f"{passed} passed, {len(outcomes) - passed} failed")
+    head = {"mode": mode, "pattern": pattern, "shard": list(shard) if shard else None,
+            "venue": {"requested": decision.requested, "chosen": decision.venue,
+                      "reason": decision.reason}, "coverage": cov}
+    records = [results.case_record(o) for o in ordered]
+    results.write(records, {o.case.name: o.result for o in ordered}, head, out)
+    for o in ordered:
+        if o.status == "failed":
+            print(results.explain(o), flush=True)
+    print(results.summary(records, cov, out, head), flush=True)
+    return 1 if any(o.status == "failed" for o in ordered) else 0
 
 
 def main(argv: list[str]) -> int:
     import argparse
     ap = argparse.ArgumentParser(prog="python3 -m conformance")
-    ap.add_argument("command", choices=["run", "run-here", "list"])
+    ap.add_argument("command", choices=["run", "list", "merge"])
+    ap.add_argument("dirs", nargs="*", type=Path, help="merge: the shards' result directories")
     ap.add_argument("--quick", action="store_true", help="the representative subset (make test)")
     ap.add_argument("-k", dest="pattern", help="only cases whose name contains this")
+    ap.add_argument("--shard", help="K/N: only the K-th of N stable slices of the matrix")
     ap.add_argument("--out", type=Path, default=None, help="results directory")
     args = ap.parse_args(argv)
     mode = "quick" if args.quick else "full"
@@ -185,11 +175,20 @@ def main(argv: list[str]) -> int:
         for c in matrix.generate(mode):
             print(c.name, " ".join(c.config.ch_args()))
         return 0
-    if args.command == "run-here":
-        return run_here(mode, args.pattern, out)
-    # One test-host boot for the whole matrix (ci/testhost runs it directly where KVM works).
-    cmd = [str(TOP / "ci" / "testhost"), "--", sys.executable, "-m", "conformance", "run-here",
-           "--out", str(out)] + (["--quick"] if args.quick else []) + \
-          (["-k", args.pattern] if args.pattern else [])
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TOP / "harness"), str(TOP)]))
-    return subprocess.run(cmd, env=env, cwd=TOP).returncode
+    if args.command == "merge":
+        if not args.dirs or args.out is None:
+            ap.error("merge: --out DIR and at least one shard directory")
+        doc, problems = results.merge(args.dirs, out)
+        for p in problems:
+            print(f"conformance merge: {p}")
+        print(f"conformance merge: {len(doc['cases'])} cases from {len(args.dirs)} shards: "
+              f"{doc['passed']} passed, {doc['failed']} failed, {doc['skipped']} skipped; "
+              f"{out / 'results.json'}, {out / 'junit.xml'}")
+        return 1 if problems or doc["failed"] else 0
+    if args.dirs:
+        ap.error("run: unexpected arguments " + " ".join(map(str, args.dirs)))
+    try:
+        shard = parse_shard(args.shard) if args.shard else None
+    except ValueError as e:
+        ap.error(str(e))
+    return run(mode, args.pattern, shard, out)

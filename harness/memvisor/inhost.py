@@ -1,12 +1,19 @@
 """Run a batch of VMM processes where /dev/kvm works and record what the host saw.
 
-    python3 -m memvisor.inhost CASES.json RESULTS.json
+    python3 -m memvisor.inhost CASES.json RESULTS.jsonl
 
 Test-host boots are expensive (~15 s), so one boot runs many cases: this module is what runs
-inside it. For each case it records the huge page counters before, starts the VMM, and when the
-guest holds after its report (the probe's `hold` mode: its SUMMARY line is out and it halts) it
-samples /proc/PID/smaps, numa_maps and status and the counters, then stops the VMM with
-SIGTERM. Cases that do not hold simply run to their exit. Parsing is left to the caller.
+inside it (and, natively, what harness/memvisor/runner.py calls case by case). For each case it
+records the huge page counters before, starts the VMM, and when the guest holds after its report
+(the probe's `hold` mode: its SUMMARY line is out and it halts) it samples /proc/PID/smaps,
+numa_maps and status and the counters, then stops the VMM with SIGTERM. Cases that do not hold
+simply run to their exit. Parsing is left to the caller.
+
+Each result is appended to RESULTS.jsonl (and fsynced) as soon as it is known, then a progress
+line is printed; the runner outside the test host reads both, so that a test host that freezes
+part-way has still delivered every case before the freeze:
+    [i/n] NAME: started
+    [i/n] NAME: rc=STATUS SECONDSs
 """
 from __future__ import annotations
 
@@ -39,8 +46,11 @@ def run_case(case: dict) -> dict:
     result["hp_before"] = hugepage_counters()
     hold_marker = case.get("hold_marker")
     start = time.monotonic()
+    # Its own process group: a timed-out case is killed with its children, which would
+    # otherwise hold the output pipes open (and this runner) until they end.
     proc = subprocess.Popen(case["argv"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, text=True, errors="replace")
+                            stdin=subprocess.DEVNULL, text=True, errors="replace",
+                            start_new_session=True)
     out: list[str] = []
     err: list[str] = []
     held = threading.Event()
@@ -48,7 +58,10 @@ def run_case(case: dict) -> dict:
     t_err = threading.Thread(target=_reader, args=(proc.stderr, err, None, threading.Event()))
     t_out.start()
     t_err.start()
+    # One budget for the whole case: the runner outside allows timeout + a margin before it
+    # declares the test host stalled.
     timeout = case.get("timeout", 120)
+    deadline = start + timeout
     result["timed_out"] = False
     if hold_marker:
         if held.wait(timeout) and proc.poll() is None:
@@ -59,13 +72,16 @@ def run_case(case: dict) -> dict:
             result["hp_during"] = hugepage_counters()
             proc.send_signal(signal.SIGTERM)
     try:
-        proc.wait(timeout=timeout)
+        proc.wait(timeout=max(1.0, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
         result["timed_out"] = True
         result["stuck"] = _stacks(proc.pid)
-        proc.kill()
         try:
-            proc.wait(timeout=30)
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             result["unkillable"] = _stacks(proc.pid)
     t_out.join()
@@ -73,6 +89,10 @@ def run_case(case: dict) -> dict:
     result.update(rc=proc.returncode, stdout="".join(out), stderr="".join(err),
                   seconds=round(time.monotonic() - start, 3), hp_after=hugepage_counters())
     result["files_after"] = {p: _file_facts(p) for p in case.get("files", [])}
+    if case.get("layout_argv"):
+        # --print-layout validates against this host (nodes, pools): it runs where the case ran.
+        lay = subprocess.run(case["layout_argv"], capture_output=True, text=True, timeout=30)
+        result["layout"] = {"rc": lay.returncode, "stdout": lay.stdout, "stderr": lay.stderr}
     for post in case.get("teardown", []):
         subprocess.run(post, shell=True, check=False)
     return result
@@ -103,13 +123,18 @@ def _file_facts(path: str) -> dict:
 
 
 def main(argv: list[str]) -> int:
+    if len(argv) != 3:
+        print("usage: python3 -m memvisor.inhost CASES.json RESULTS.jsonl", file=sys.stderr)
+        return 2
     cases = json.loads(Path(argv[1]).read_text())
-    results = []
-    for i, case in enumerate(cases, 1):
-        r = run_case(case)
-        results.append(r)
-        print(f"[{i}/{len(cases)}] {case['name']}: rc={r['rc']} {r['seconds']}s", flush=True)
-    Path(argv[2]).write_text(json.dumps(results, indent=1))
+    with open(argv[2], "a") as out:
+        for i, case in enumerate(cases, 1):
+            print(f"[{i}/{len(cases)}] {case['name']}: started", flush=True)
+            r = run_case(case)
+            out.write(json.dumps(r) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+            print(f"[{i}/{len(cases)}] {case['name']}: rc={r['rc']} {r['seconds']}s", flush=True)
     return 0
 
 

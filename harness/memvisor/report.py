@@ -422,23 +422,55 @@ def parse_probe(text: str) -> ProbeReport:
 # ---- fault ----
 
 @dataclass(frozen=True)
+class FaultTimer:
+    """The `timer` line: what one TSC read costs the guest (README, "fault")."""
+    cycles: int              # median back-to-back delta: what one read adds to an interval
+    min: int
+    max: int
+    loop_avg: int            # cycles per read over a run of reads
+    ns: float | None         # cycles in ns; None without a TSC frequency
+
+
+@dataclass(frozen=True)
+class FaultBatches:
+    """Per-touch averages of the batches after the probe, in TSC cycles, timer reads taken out."""
+    size: int                # touches per batch (the last one may be shorter)
+    count: int
+    min: int
+    median: int
+    max: int
+
+
+@dataclass(frozen=True)
 class FaultPhase:
     stride: int
     touch: int
     base: int
     size: int
     pages: int
-    cycles: int
-    min: int
-    avg: int
-    max: int
+    cycles: int              # the whole phase as read, timer reads included
+    min: int | None          # per touch; None unless per_touch is "ok" (or an old report)
+    avg: int                 # per touch, timer reads taken out
+    max: int | None
     ns_avg: float | None
+    reads: int | None = None     # None: a report from before the `timer` line (per-touch reads)
+    timer_pct: int | None = None
+    per_touch: str | None = None  # "ok" or "unreliable"
+    probe: int | None = None
+    probe_avg: int | None = None
+    batches: FaultBatches | None = None
+
+    @property
+    def batch_timed(self) -> bool:
+        return self.reads is not None
 
 
 @dataclass
 class FaultReport(Report):
     cmdline: str = ""
     tsc_khz: int | None = None
+    timer: FaultTimer | None = None      # None in reports from before the `timer` line
+    floor: tuple[int, float | None] | None = None  # touch_floor (avg cycles, ns_avg)
     regions: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # name: (stride, base, size)
     phases: list[FaultPhase] = field(default_factory=list)
 
@@ -446,7 +478,48 @@ class FaultReport(Report):
         return next(p for p in self.phases if p.stride == stride and p.touch == touch)
 
 
+def _ns(ln: Line, name: str) -> float | None:
+    text = ln.text(name)
+    if text == "unknown":
+        return None
+    if not re.fullmatch(r"[0-9]+\.[0-9]+", text):
+        raise ReportError(f"{ln.key}: {name}={text!r} is not a decimal fraction or unknown")
+    return float(text)
+
+
+def _fault_phase(ln: Line) -> FaultPhase:
+    per_touch = ln.fields.get("per_touch")
+    has_minmax = ln.has("min"), ln.has("max")
+    if per_touch is None:       # the first format: one read per touch, min and max always there
+        return FaultPhase(ln.num("stride"), ln.num("touch"), ln.num("base"), ln.num("size"),
+                          ln.num("pages"), ln.num("cycles"), ln.num("min"), ln.num("avg"),
+                          ln.num("max"), _ns(ln, "ns_avg"))
+    if per_touch not in ("ok", "unreliable"):
+        raise ReportError(f"fault: per_touch={per_touch!r} in {ln.raw!r}")
+    if has_minmax != ((True, True) if per_touch == "ok" else (False, False)):
+        raise ReportError(f"fault: per_touch={per_touch} needs min and max "
+                          f"{'both' if per_touch == 'ok' else 'absent'}: {ln.raw!r}")
+    batches = None
+    if ln.has("batches"):
+        batches = FaultBatches(ln.num("batch"), ln.num("batches"), ln.num("batch_min"),
+                               ln.num("batch_med"), ln.num("batch_max"))
+        if not (batches.count > 0 and batches.min <= batches.median <= batches.max):
+            raise ReportError(f"fault: batch statistics out of order in {ln.raw!r}")
+    reads, pct = ln.num("reads"), ln.num("timer_pct")
+    if reads < 2 or pct > 100:     # a phase is at least one interval between two reads
+        raise ReportError(f"fault: reads={reads} timer_pct={pct} in {ln.raw!r}")
+    ph = FaultPhase(ln.num("stride"), ln.num("touch"), ln.num("base"), ln.num("size"),
+                    ln.num("pages"), ln.num("cycles"), ln.opt_num("min"), ln.num("avg"),
+                    ln.opt_num("max"), _ns(ln, "ns_avg"), reads, pct, per_touch, ln.num("probe"),
+                    ln.num("probe_avg"), batches)
+    if ph.pages and ph.avg * ph.pages > ph.cycles:
+        raise ReportError(f"fault: avg={ph.avg} x pages={ph.pages} exceeds cycles={ph.cycles}")
+    return ph
+
+
 def parse_fault(text: str) -> FaultReport:
+    """A fault report. Both formats are read: the first (one TSC read per touch, no `timer`
+    line: check `timer` before trusting min/avg/max) and the batch-timed one."""
     base = parse_report(text, FAULT)
     r = FaultReport(**vars(base))
     for ln in r.lines:
@@ -454,15 +527,17 @@ def parse_fault(text: str) -> FaultReport:
             r.cmdline = ln.text("value")
         elif ln.key == "tsc":
             r.tsc_khz = ln.opt_num("khz")
+        elif ln.key == "timer":
+            r.timer = FaultTimer(ln.num("cycles"), ln.num("min"), ln.num("max"),
+                                 ln.num("loop_avg"), _ns(ln, "ns"))
+            if not r.timer.min <= r.timer.cycles <= r.timer.max:
+                raise ReportError(f"timer: min <= cycles <= max does not hold: {ln.raw!r}")
+        elif ln.key == "touch_floor":
+            r.floor = (ln.num("avg"), _ns(ln, "ns_avg"))
         elif ln.key == "fault_region":
             r.regions[ln.text("name")] = (ln.num("stride"), ln.num("base"), ln.num("size"))
         elif ln.key == "fault":
-            ns = ln.text("ns_avg")
-            try:
-                ns_avg = None if ns == "unknown" else float(ns)
-            except ValueError:
-                raise ReportError(f"fault: ns_avg={ns!r}") from None
-            r.phases.append(FaultPhase(ln.num("stride"), ln.num("touch"), ln.num("base"),
-                                       ln.num("size"), ln.num("pages"), ln.num("cycles"),
-                                       ln.num("min"), ln.num("avg"), ln.num("max"), ns_avg))
+            r.phases.append(_fault_phase(ln))
+    if r.phases and (r.timer is None) != any(not p.batch_timed for p in r.phases):
+        raise ReportError("fault: batch-timed `fault` lines need a `timer` line and only they")
     return r

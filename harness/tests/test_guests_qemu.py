@@ -395,7 +395,11 @@ def test_fault_report_well_formed() -> None:
     for p in r.phases:
         assert p.pages == size // p.stride and p.size == size
         assert p.base == (a if p.stride == 4096 else b)
-        assert 0 < p.min <= p.avg <= p.max and p.cycles >= p.avg * p.pages
+        assert p.cycles >= p.avg * p.pages
+        if p.per_touch == "ok":     # per-touch extremes only where the timer is cheap enough
+            assert 0 <= p.min <= p.max
+        else:
+            assert p.per_touch == "unreliable" and p.min is None and p.max is None
         assert (p.ns_avg is None) == (r.tsc_khz is None)
 
 

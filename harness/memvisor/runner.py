@@ -1,0 +1,294 @@
+"""The one runner of batches of VMM cases, for conformance and bench: natively or in test hosts.
+
+    run_cases(cases, venue, on_result=..., log=...) -> one result per case, in order
+
+A case is a dict for harness/memvisor/inhost.run_case (name, argv, timeout, ...). Natively the
+cases run here one by one. In the test host, one ci/testhost boot runs them all, and this side
+watches it: the in-host runner prints `[i/n] NAME: started` and, once the result is on disk,
+`[i/n] NAME: rc=...`. The deadline of the case under way (its timeout + MARGIN_S; BOOT_S for
+the boot itself) is enforced from here: when it passes, the test host is stopped, that case
+gets a result with `lost` (why, and the tail of the test host's console), and a fresh test host
+goes on with the remaining cases. A test host that fails twice in a row without finishing a
+case ends the run: what is left is `lost` with the reason. Every result carries `venue`.
+
+on_result(index, result) is called as each result arrives, so that callers stream their own
+output to disk; nothing waits for the last case.
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, TextIO
+
+from .driver import BUILD, TOP
+from .inhost import run_case
+
+TESTHOST = TOP / "ci" / "testhost"
+PYTHON = "/usr/bin/python3"
+BOOT_S = 240          # boot + module load + 9p mount: ~15 s idle, ~40 s with the other core busy
+MARGIN_S = 60         # beyond a case's own timeout (inhost kills the VMM at its timeout)
+MAX_FAILED_BOOTS = 2  # consecutive test hosts that finished no case
+
+Result = dict[str, Any]
+OnResult = Callable[[int, Result], None]
+PROGRESS = re.compile(r"^\[(\d+)/(\d+)\] (.*?): (started|rc=.*)$")
+
+
+@dataclass
+class TesthostOptions:
+    extra: tuple[str, ...] = ()        # more ci/testhost options (--nodes, ...)
+    boot_s: int = BOOT_S
+    margin_s: int = MARGIN_S
+
+
+def run_cases(cases: list[dict], venue: str, on_result: OnResult | None = None,
+              log: TextIO = sys.stderr, opts: TesthostOptions | None = None) -> list[Result]:
+    """Every case run once where `venue` says ("native" or "testhost"); results in order."""
+    results: list[Result | None] = [None] * len(cases)
+
+    def deliver(i: int, r: Result) -> None:
+        results[i] = r
+        if on_result:
+            on_result(i, r)
+
+    if venue == "native":
+        for i, case in enumerate(cases):
+            r = run_case(case)
+            r["venue"] = "native"
+            deliver(i, r)
+    elif venue == "testhost":
+        _run_in_testhosts(cases, deliver, log, opts or TesthostOptions())
+    else:
+        raise ValueError(f"venue {venue!r}: native or testhost")
+    assert all(r is not None for r in results)
+    return [r for r in results if r is not None]
+
+
+def other_testhosts() -> list[int]:
+    """PIDs of test hosts already running on this machine (anyone's): two at once on 2 shared
+    cores make both too slow to time, or worse."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or int(d.name) == os.getpid():
+            continue
+        try:
+            argv = (d / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if len(argv) > 1 and argv[1].endswith(b"ci/testhost"):
+            pids.append(int(d.name))
+    return pids
+
+
+def wait_for_other_testhosts(limit_s: float, log: TextIO = sys.stderr) -> None:
+    deadline = time.monotonic() + limit_s
+    busy = other_testhosts()
+    if busy:
+        print(f"runner: waiting for the test host(s) already running (pid {busy}) to finish",
+              file=log, flush=True)
+    while busy and time.monotonic() < deadline:
+        time.sleep(5)
+        busy = other_testhosts()
+    if busy:
+        print(f"runner: still running after {limit_s:.0f} s: going ahead", file=log, flush=True)
+
+
+def lost_result(case: dict, why: str, venue: str = "testhost") -> Result:
+    return {"name": case["name"], "argv": case["argv"], "rc": None, "stdout": "", "stderr": "",
+            "seconds": 0.0, "timed_out": False, "setup_errors": [], "lost": why,
+            "venue": venue}
+
+
+def _run_in_testhosts(cases: list[dict], deliver: Callable[[int, Result], None], log: TextIO,
+                      opts: TesthostOptions) -> None:
+    todo = list(range(len(cases)))
+    failed_boots = boot = 0
+    while todo:
+        boot += 1
+        done, stalled_at, why = _one_testhost(cases, todo, deliver, log, opts, boot)
+        todo = [i for i in todo if i not in done]
+        if stalled_at is not None:
+            # The case under way when the test host froze: failed, with what was seen.
+            deliver(stalled_at, lost_result(cases[stalled_at], why))
+            todo.remove(stalled_at)
+        failed_boots = 0 if done or stalled_at is not None else failed_boots + 1
+        if todo and failed_boots >= MAX_FAILED_BOOTS:
+            print(f"runner: {failed_boots} test hosts in a row finished no case; giving up on "
+                  f"the {len(todo)} remaining", file=log, flush=True)
+            for i in todo:
+                deliver(i, lost_result(cases[i], f"not run: {why}"))
+            return
+        if todo:
+            print(f"runner: a fresh test host for the {len(todo)} remaining cases",
+                  file=log, flush=True)
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(d.name))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM to ci/testhost (its trap stops QEMU and removes its control directory), then
+    SIGKILL to whatever of the tree is left."""
+    tree = _descendants(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        pass
+    for pid in [proc.pid, *tree]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+
+
+def monitor_command(path: Path, command: str, timeout: float = 10) -> str:
+    """One HMP command on ci/testhost's --monitor socket; its output, or why there is none."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(str(path))
+            buf = b""
+            s.sendall(command.encode() + b"\n")
+            end = time.monotonic() + timeout
+            while time.monotonic() < end:
+                try:
+                    chunk = s.recv(65536)
+                except socket.timeout:
+                    break
+                if not chunk:
+                    break
+                buf += chunk
+                # HMP prints "(qemu) " again once the command's output is complete.
+                if buf.count(b"(qemu) ") >= 2:
+                    break
+            text = buf.decode(errors="replace").replace("\r", "")
+            return text.split("(qemu) ", 1)[-1].rsplit("(qemu) ", 1)[0].strip()
+    except OSError as e:
+        return f"(monitor: {e})"
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no console)"
+
+
+def _one_testhost(cases: list[dict], todo: list[int], deliver: Callable[[int, Result], None],
+                  log: TextIO, opts: TesthostOptions,
+                  boot: int) -> tuple[set[int], int | None, str]:
+    """One ci/testhost boot over the cases `todo`. Returns the indices delivered, the index of
+    the case under way if the test host had to be stopped (else None), and why it ended."""
+    batch = [cases[i] for i in todo]
+    total = opts.boot_s + sum(int(c.get("timeout", 120)) + opts.margin_s for c in batch)
+    BUILD.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=BUILD, prefix="batch.") as d:
+        cases_file, stream = Path(d) / "cases.json", Path(d) / "results.jsonl"
+        console, monitor = Path(d) / "console", Path(d) / "monitor.sock"
+        cases_file.write_text(json.dumps(batch))
+        stream.touch()
+        env = dict(os.environ, PYTHONPATH=f"{TOP / 'harness'}:{TOP}")
+        cmd = [str(TESTHOST), "--force", "--timeout", str(total), "--console", str(console),
+               "--monitor", str(monitor), *opts.extra, "--",
+               PYTHON, "-m", "memvisor.inhost", str(cases_file), str(stream)]
+        print(f"runner: test host {boot}: {len(batch)} cases", file=log, flush=True)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env=env, cwd=TOP, errors="replace")
+        lines: queue.Queue[str | None] = queue.Queue()
+
+        def read() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.put(line)
+            lines.put(None)
+        threading.Thread(target=read, daemon=True).start()
+
+        done: set[int] = set()
+        read_upto = 0
+        under_way: int | None = None          # position in batch
+        deadline = time.monotonic() + opts.boot_s
+        tail: list[str] = []
+        stalled = False
+
+        def collect() -> None:
+            nonlocal read_upto
+            with stream.open() as f:
+                f.seek(read_upto)
+                while True:
+                    line = f.readline()
+                    if not line.endswith("\n"):
+                        break
+                    read_upto = f.tell()
+                    r = json.loads(line)
+                    pos = len(done)
+                    r.update(venue="testhost", testhost_boot=boot)
+                    deliver(todo[pos], r)
+                    done.add(todo[pos])
+
+        while True:
+            try:
+                line = lines.get(timeout=max(0.1, min(5.0, deadline - time.monotonic())))
+            except queue.Empty:
+                line = ""
+            if line is None:
+                break
+            if line:
+                tail = (tail + [line.rstrip("\n")])[-40:]
+                m = PROGRESS.match(line.rstrip("\n"))
+                if m and m.group(4) == "started":
+                    under_way = int(m.group(1)) - 1
+                    deadline = time.monotonic() + int(batch[under_way].get("timeout", 120)) \
+                        + opts.margin_s
+                elif m:
+                    collect()
+                    under_way = None
+                    deadline = time.monotonic() + opts.margin_s   # until the next start
+                else:
+                    print(f"  testhost: {line.rstrip()}", file=log, flush=True)
+            if time.monotonic() > deadline and proc.poll() is None:
+                stalled = True
+                regs = monitor_command(monitor, "info registers -a")
+                rips = " ".join(re.findall(r"RIP=([0-9a-f]+)", regs)) or regs[:200]
+                _stop(proc)
+                break
+        rc = proc.wait()
+        collect()
+        name = batch[under_way]["name"] if under_way is not None else "(boot)"
+        if stalled:
+            why = (f"the test host stopped making progress during {name} (deadline passed; "
+                   f"vCPU RIPs {rips}) and was killed; its console:\n{_tail(console)}")
+        else:
+            why = (f"ci/testhost exited with status {rc} during {name}:\n"
+                   + "\n".join(tail[-15:]) + f"\n--- console:\n{_tail(console)}")
+        if len(done) == len(batch):
+            return done, None, ""
+        print(f"runner: {why}", file=log, flush=True)
+        stuck = todo[under_way] if under_way is not None and todo[under_way] not in done else None
+        return done, stuck, why
