@@ -31,6 +31,20 @@ LIB_OBJS  := $(filter-out $(BUILD)/obj/vmm/main.o,$(VMM_OBJS))
 TEST_SRCS := $(sort $(wildcard vmm/tests/test_*.c))
 TEST_BINS := $(TEST_SRCS:vmm/tests/%.c=$(BUILD)/tests/%)
 
+# VENUE=auto|native|testhost: where KVM work runs (harness/memvisor/venue.py); SHARD=K/N: one
+# stable slice of the conformance matrix (merge the slices with python3 -m conformance merge).
+export VENUE
+SHARD    ?=
+
+# A first `make` on a fresh machine: name what is missing instead of a compiler error.
+HEADERS  := libfdt.h numa.h json-c/json.h microhttpd.h curl/curl.h cmocka.h
+MISSING  := $(strip $(foreach h,$(HEADERS),$(if $(wildcard /usr/include/$(h) /usr/include/*/$(h)),,$(h))))
+ifneq ($(MISSING),)
+ifeq ($(filter deps test conformance bench bench-check clean,$(MAKECMDGOALS)),)
+$(error missing $(MISSING): run `make deps` as root (ci/deps.sh installs the Debian packages), or use `make test` / `make conformance`, which install them first)
+endif
+endif
+
 .PHONY: all deps memvisor guests unit test pytest conformance bench bench-check clean
 all: memvisor guests
 
@@ -66,7 +80,7 @@ test: deps
 
 conformance: deps
 	@$(MAKE) --no-print-directory all
-	$(PYTHON) -m conformance run
+	$(PYTHON) -m conformance run $(if $(SHARD),--shard $(SHARD) --out build/conformance/shard-$(subst /,-of-,$(SHARD)))
 
 # BENCH_ARGS: e.g. make bench BENCH_ARGS="--size 256M --repeat 3" (see bench/README.md)
 bench: deps

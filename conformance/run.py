@@ -168,7 +168,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("-k", dest="pattern", help="only cases whose name contains this")
     ap.add_argument("--shard", help="K/N: only the K-th of N stable slices of the matrix")
     ap.add_argument("--out", type=Path, default=None, help="results directory")
-    args = ap.parse_args(argv)
+    args = ap.parse_intermixed_args(argv)
     mode = "quick" if args.quick else "full"
     out = args.out or (OUT / mode)
     if args.command == "list":
