@@ -4,12 +4,9 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "arch/x86/platform.h"
 #include "util.h"
 #include "vm.h"
-
-/* Below 4 GiB, inside the MMIO hole, where no RAM or device lives (as kvmtool and QEMU do). */
-#define KVM_IDENTITY_MAP_ADDR 0xfeffc000ULL
-#define KVM_TSS_ADDR 0xfeffd000ULL
 
 static int kvm__check_extension(struct vm *vm, int ext)
 {

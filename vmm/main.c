@@ -130,10 +130,10 @@ static void vm__destroy(struct vm *vm)
 	for (int i = 0; i < vm->nbackings; i++)
 		backing__destroy(&vm->backings[i]);
 	vm->nbackings = 0;
-	serial__exit(vm);
+	vm__exit_devices(vm);
 	config__free(&vm->cfg);
-	sem_destroy(&vm->stopped);
-	pthread_mutex_destroy(&vm->io_lock);
+	if (sem_destroy(&vm->stopped) < 0)
+		die_perror("sem_destroy");
 }
 
 int main(int argc, char **argv)
@@ -175,11 +175,12 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	img = vm__load_boot_files(vm);
-	/* Only opens the output (no KVM needed): a bad --serial file= is refused here. */
-	serial__init(vm);
+	/* No KVM needed: a bad --serial file= is refused here, before any guest memory. */
+	if (vm__init_devices(vm, err, sizeof(err)) < 0)
+		die("%s", err);
 
-	if (pthread_mutex_init(&vm->io_lock, NULL) || sem_init(&vm->stopped, 0, 0) < 0)
-		die_perror("cannot initialise locks");
+	if (sem_init(&vm->stopped, 0, 0) < 0)
+		die_perror("sem_init");
 	for (unsigned i = 0; i < MAX_VCPUS; i++)
 		vm->vcpus[i] = (struct vcpu){ .id = i, .fd = -1 };
 	vm__create_backings(vm);

@@ -1,6 +1,7 @@
-/* Guest memory access and the VM's end, shared by the devices and the vCPU threads. */
+/* Guest memory access, the VM's end and its device model, shared by devices and vCPU threads. */
 #include <sys/mman.h>
 
+#include "arch/x86/platform.h"
 #include "util.h"
 #include "vm.h"
 
@@ -50,4 +51,36 @@ double vm__uptime(struct vm *vm)
 		return 0;
 	}
 	return (double)(now.tv_sec - vm->start.tv_sec) + (now.tv_nsec - vm->start.tv_nsec) / 1e9;
+}
+
+int vm__init_devices(struct vm *vm, char *err, size_t errlen)
+{
+	FILE *log = vm->verbose ? stderr : NULL;
+
+	if (bus__init(&vm->pio, "pio", PIO_LAST_PORT, log, err, errlen) < 0)
+		return -1;
+	if (bus__init(&vm->mmio, "mmio", UINT64_MAX, log, err, errlen) < 0) {
+		bus__exit(&vm->pio);
+		return -1;
+	}
+	/*
+	 * The layout keeps RAM out of the 32-bit hole but has no field for the devices' part of it
+	 * yet: the window's bounds come from the platform's fixed areas (arch/x86/platform.h).
+	 */
+	if (gsi__init(&vm->gsi, ISA_NR_IRQS, IOAPIC_NR_PINS, err, errlen) < 0 ||
+	    mmio_window__init(&vm->mmio_window, MMIO32_WINDOW_BASE, MMIO32_WINDOW_SIZE, err,
+			      errlen) < 0 ||
+	    devices__init(vm, device_table, device_table_len, err, errlen) < 0) {
+		bus__exit(&vm->mmio);
+		bus__exit(&vm->pio);
+		return -1;
+	}
+	return 0;
+}
+
+void vm__exit_devices(struct vm *vm)
+{
+	devices__exit(vm);
+	bus__exit(&vm->mmio);
+	bus__exit(&vm->pio);
 }

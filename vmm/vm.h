@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "bus.h"
+#include "device.h"
 #include "memory/backing.h"
 #include "memory/config.h"
 #include "memory/layout.h"
@@ -24,12 +26,7 @@ struct vcpu {
 	bool started;
 };
 
-struct serial {
-	uint8_t ier, lcr, mcr, scr, dll, dlm;
-	bool thr_irq_pending;
-	int out_fd;		/* -1 when --serial off */
-	bool owns_fd;
-};
+struct serial;		/* devices/serial.c's own */
 
 /* Exit statuses of memvisor beside the guest's own (exit port) codes. */
 #define EXIT_CONFIG 1		/* rejected configuration or setup failure */
@@ -47,10 +44,15 @@ struct vm {
 	uint64_t pvh_entry;	/* guest physical 32-bit entry point */
 
 	struct vcpu vcpus[MAX_VCPUS];
-	struct serial serial;
 	struct timespec start;	/* when memvisor started: the debug port's time base */
 
-	pthread_mutex_t io_lock;	/* devices are shared by every vCPU thread */
+	/* Built by vm__init_devices before any vCPU runs, read-only while they run (bus.h). */
+	struct bus pio, mmio;
+	struct gsi_alloc gsi;
+	struct mmio_window mmio_window;
+	struct devices devices;
+	struct serial *serial;
+
 	sem_t stopped;			/* posted when a vCPU decides the VM is over */
 	volatile bool stopping;
 	bool vcpus_started;		/* the guest may have written to its memory since */
@@ -66,6 +68,13 @@ void vm__write(struct vm *vm, uint64_t gpa, const void *src, uint64_t len);
 void vm__stop(struct vm *vm, int code);
 /* Seconds since memvisor started; a clock that cannot be read stops the VM (vCPU context). */
 double vm__uptime(struct vm *vm);
+/*
+ * The buses, the GSI and MMIO-window allocators, then every device of device_table in order.
+ * Needs no KVM: runs before /dev/kvm is opened. On failure nothing is left running: -1, err.
+ */
+int vm__init_devices(struct vm *vm, char *err, size_t errlen);
+/* The devices in reverse order, then the buses; with the vCPUs stopped. */
+void vm__exit_devices(struct vm *vm);
 
 /* kvm.c */
 void kvm__init(struct vm *vm);
@@ -76,6 +85,12 @@ void kvm__exit(struct vm *vm);
 
 /* arch/x86/cpu.c */
 void cpu__init(struct vm *vm, struct vcpu *v);
+/*
+ * Hand a KVM_EXIT_IO (string I/O included) or KVM_EXIT_MMIO of run to the PIO or MMIO bus.
+ * False when the exit describes data outside run (run_size bytes for I/O): nothing is done.
+ */
+bool cpu__emulate_io(struct vm *vm, struct kvm_run *run, size_t run_size);
+bool cpu__emulate_mmio(struct vm *vm, struct kvm_run *run);
 void cpu__start(struct vm *vm);
 void cpu__stop_all(struct vm *vm);
 
@@ -88,12 +103,5 @@ int boot__load_initramfs(struct boot_image *img, const char *path, char *err, si
 int boot__check_kernel(struct boot_image *img, const struct layout *l, char *err, size_t errlen);
 void boot__setup(struct vm *vm, const struct boot_image *img);
 void boot__free(struct boot_image *img);
-
-/* devices: each returns true when it handled the port */
-bool serial__io(struct vm *vm, uint16_t port, bool out, uint8_t *data, unsigned size);
-void serial__init(struct vm *vm);
-void serial__exit(struct vm *vm);
-bool exit_port__io(struct vm *vm, uint16_t port, bool out, uint8_t *data, unsigned size);
-bool debug_port__io(struct vm *vm, uint16_t port, bool out, uint8_t *data, unsigned size);
 
 #endif

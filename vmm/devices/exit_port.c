@@ -1,24 +1,41 @@
 /*
- * Test exit port at 0xf4: a write of code C ends memvisor with exit status C (the low 8 bits,
- * as exit(3) keeps them). Unlike QEMU's isa-debug-exit, the code is not shifted.
+ * Test exit port (arch/x86/platform.h): a write of code C at its first port ends memvisor with
+ * exit status C (the low 8 bits, as exit(3) keeps them). Unlike QEMU's isa-debug-exit, the code
+ * is not shifted. The range is 4 ports wide, like isa-debug-exit's iosize=4 in the harness, so a
+ * 32-bit write reaches the device whole. Reads see all ones. No lock: vm__stop is atomic.
  */
-#include <string.h>
-
+#include "arch/x86/platform.h"
+#include "util.h"
 #include "vm.h"
 
-#define EXIT_PORT 0xf4
-
-bool exit_port__io(struct vm *vm, uint16_t port, bool out, uint8_t *data, unsigned size)
+static void exit_port__write(void *opaque, uint64_t offset, const uint8_t *data, unsigned size)
 {
-	uint32_t code = 0;
+	struct vm *vm = opaque;
 
-	if (port != EXIT_PORT)
-		return false;
-	if (!out) {
-		memset(data, 0xff, size);
-		return true;
-	}
-	memcpy(&code, data, size < sizeof(code) ? size : sizeof(code));
-	vm__stop(vm, (int)(code & 0xff));
-	return true;
+	/* The status is the low byte, which a write at offset 0 of any width carries first. */
+	(void)size;
+	if (offset == 0)
+		vm__stop(vm, data[0]);
 }
+
+static const struct bus_ops exit_port_ops = { .write = exit_port__write };
+
+static int exit_port__init(struct vm *vm, char *err, size_t errlen)
+{
+	return bus__register(&vm->pio, ISA_EXIT_PORT, ISA_EXIT_PORT_LEN, &exit_port_ops, vm,
+			     "exit-port", err, errlen);
+}
+
+static void exit_port__exit(struct vm *vm)
+{
+	char err[256];
+
+	if (bus__unregister(&vm->pio, ISA_EXIT_PORT, err, sizeof(err)) < 0)
+		die("%s", err);
+}
+
+const struct device_def exit_port_device = {
+	.name = "exit-port",
+	.init = exit_port__init,
+	.exit = exit_port__exit,
+};

@@ -1,15 +1,14 @@
 /*
- * 16550A UART at 0x3f8 (COM1, IRQ 4): transmit only. Output goes to stdout, a file or nowhere
- * (--serial tty|file=PATH|off). Input is not wired: RBR reads 0 and LSR never shows data ready.
+ * 16550A UART on COM1 (its legacy port and IRQ: arch/x86/platform.h): transmit only. Output
+ * goes to stdout, a file or nowhere (--serial tty|file=PATH|off). Input is not wired: RBR reads 0
+ * and LSR never shows data ready.
  */
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "arch/x86/platform.h"
 #include "util.h"
 #include "vm.h"
-
-#define SERIAL_BASE 0x3f8
-#define SERIAL_IRQ 4
 
 enum { RBR_THR = 0, IER = 1, IIR_FCR = 2, LCR = 3, MCR = 4, LSR = 5, MSR = 6, SCR = 7 };
 
@@ -23,48 +22,41 @@ enum { RBR_THR = 0, IER = 1, IIR_FCR = 2, LCR = 3, MCR = 4, LSR = 5, MSR = 6, SC
 #define MCR_LOOP 0x10
 #define MSR_DCD_DSR_CTS 0xb0
 
-void serial__init(struct vm *vm)
+struct serial {
+	struct vm *vm;
+	/* Every vCPU may print: the registers and the IRQ line's level change together. */
+	pthread_mutex_t lock;
+	uint8_t ier, lcr, mcr, scr, dll, dlm;
+	bool thr_irq_pending;
+	uint32_t gsi;
+	int out_fd;		/* -1 when --serial off */
+	bool owns_fd;
+};
+
+/*
+ * A default mutex fails only when misused. Should it ever, the VM ends (reported once): this runs
+ * on vCPU threads, where exit(1) would skip the teardown and claim a rejected configuration.
+ */
+static bool serial__check(struct serial *s, int e, const char *what)
 {
-	struct serial *s = &vm->serial;
-
-	memset(s, 0, sizeof(*s));
-	s->out_fd = -1;
-	switch (vm->cfg.serial) {
-	case SERIAL_TTY:
-		s->out_fd = STDOUT_FILENO;
-		break;
-	case SERIAL_FILE:
-		s->out_fd = open(vm->cfg.serial_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (s->out_fd < 0)
-			die_perror("--serial: cannot open '%s'", vm->cfg.serial_file);
-		s->owns_fd = true;
-		break;
-	case SERIAL_OFF:
-		break;
-	}
-}
-
-void serial__exit(struct vm *vm)
-{
-	struct serial *s = &vm->serial;
-
-	if (s->owns_fd && close(s->out_fd) < 0)
-		die_perror("--serial: closing '%s'", vm->cfg.serial_file);
-	s->out_fd = -1;
+	if (!e)
+		return true;
+	if (!s->vm->stopping)
+		fprintf(stderr, "memvisor: serial: %s: %s\n", what, strerror(e));
+	vm__stop(s->vm, EXIT_GUEST_CRASH);
+	return false;
 }
 
 /* The transmitter is always empty at once, so a THR interrupt is pending whenever enabled. */
-static void serial__update_irq(struct vm *vm)
+static void serial__update_irq(struct serial *s)
 {
-	struct serial *s = &vm->serial;
 	bool pending = (s->ier & IER_THRI) && s->thr_irq_pending;
 
-	kvm__irq_line(vm, SERIAL_IRQ, pending);
+	kvm__irq_line(s->vm, s->gsi, pending);
 }
 
-static void serial__transmit(struct vm *vm, uint8_t c)
+static void serial__transmit(struct serial *s, uint8_t c)
 {
-	struct serial *s = &vm->serial;
 	ssize_t n;
 
 	if (s->out_fd < 0 || (s->mcr & MCR_LOOP))
@@ -77,23 +69,21 @@ static void serial__transmit(struct vm *vm, uint8_t c)
 	 * Other errors end the VM, reported once: this runs on a vCPU thread, where exit(1) would
 	 * skip the teardown and claim a rejected configuration.
 	 */
-	if (n < 0 && errno != EPIPE && !vm->stopping) {
+	if (n < 0 && errno != EPIPE && !s->vm->stopping) {
 		fprintf(stderr, "memvisor: --serial: write: %s\n", strerror(errno));
-		vm__stop(vm, EXIT_GUEST_CRASH);
+		vm__stop(s->vm, EXIT_GUEST_CRASH);
 	}
 }
 
-static void serial__out(struct vm *vm, unsigned reg, uint8_t v)
+static void serial__out(struct serial *s, unsigned reg, uint8_t v)
 {
-	struct serial *s = &vm->serial;
-
 	switch (reg) {
 	case RBR_THR:
 		if (s->lcr & LCR_DLAB) {
 			s->dll = v;
 			return;
 		}
-		serial__transmit(vm, v);
+		serial__transmit(s, v);
 		s->thr_irq_pending = true;
 		break;
 	case IER:
@@ -116,12 +106,11 @@ static void serial__out(struct vm *vm, unsigned reg, uint8_t v)
 	default:	/* FCR: FIFOs are always on; LSR and MSR are read-only */
 		return;
 	}
-	serial__update_irq(vm);
+	serial__update_irq(s);
 }
 
-static uint8_t serial__in(struct vm *vm, unsigned reg)
+static uint8_t serial__in(struct serial *s, unsigned reg)
 {
-	struct serial *s = &vm->serial;
 	uint8_t v;
 
 	switch (reg) {
@@ -134,7 +123,7 @@ static uint8_t serial__in(struct vm *vm, unsigned reg)
 			/* Reading IIR acknowledges the THR-empty interrupt, as on real parts. */
 			s->thr_irq_pending = false;
 			v = IIR_FIFO_ENABLED | IIR_THRI;
-			serial__update_irq(vm);
+			serial__update_irq(s);
 		} else {
 			v = IIR_FIFO_ENABLED | IIR_NO_INT;
 		}
@@ -152,15 +141,111 @@ static uint8_t serial__in(struct vm *vm, unsigned reg)
 	}
 }
 
-bool serial__io(struct vm *vm, uint16_t port, bool out, uint8_t *data, unsigned size)
+/* The bus keeps offset + size within the 8 registers; a wide access touches consecutive ones. */
+static void serial__read(void *opaque, uint64_t offset, uint8_t *data, unsigned size)
 {
-	if (port < SERIAL_BASE || port >= SERIAL_BASE + 8)
-		return false;
-	for (unsigned i = 0; i < size && port + i < SERIAL_BASE + 8; i++) {
-		if (out)
-			serial__out(vm, port + i - SERIAL_BASE, data[i]);
-		else
-			data[i] = serial__in(vm, port + i - SERIAL_BASE);
-	}
-	return true;
+	struct serial *s = opaque;
+
+	if (!serial__check(s, pthread_mutex_lock(&s->lock), "pthread_mutex_lock"))
+		return;
+	for (unsigned i = 0; i < size; i++)
+		data[i] = serial__in(s, (unsigned)offset + i);
+	serial__check(s, pthread_mutex_unlock(&s->lock), "pthread_mutex_unlock");
 }
+
+static void serial__write(void *opaque, uint64_t offset, const uint8_t *data, unsigned size)
+{
+	struct serial *s = opaque;
+
+	if (!serial__check(s, pthread_mutex_lock(&s->lock), "pthread_mutex_lock"))
+		return;
+	for (unsigned i = 0; i < size; i++)
+		serial__out(s, (unsigned)offset + i, data[i]);
+	serial__check(s, pthread_mutex_unlock(&s->lock), "pthread_mutex_unlock");
+}
+
+static const struct bus_ops serial_ops = {
+	.read = serial__read,
+	.write = serial__write,
+};
+
+static void serial__close(struct vm *vm, struct serial *s)
+{
+	if (s->owns_fd && close(s->out_fd) < 0)
+		die_perror("--serial: closing '%s'", vm->cfg.serial_file);
+	s->out_fd = -1;
+}
+
+/* Runs before /dev/kvm is opened: a bad --serial file= is refused before any guest memory. */
+static int serial__init(struct vm *vm, char *err, size_t errlen)
+{
+	struct serial *s = calloc(1, sizeof(*s));
+	int e;
+
+	if (!s)
+		return error(err, errlen, "serial: out of memory");
+	*s = (struct serial){ .vm = vm, .gsi = ISA_COM1_IRQ, .out_fd = -1 };
+	switch (vm->cfg.serial) {
+	case SERIAL_TTY:
+		s->out_fd = STDOUT_FILENO;
+		break;
+	case SERIAL_FILE:
+		s->out_fd = open(vm->cfg.serial_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (s->out_fd < 0) {
+			error(err, errlen, "--serial: cannot open '%s': %s", vm->cfg.serial_file,
+			      strerror(errno));
+			free(s);
+			return -1;
+		}
+		s->owns_fd = true;
+		break;
+	case SERIAL_OFF:
+		break;
+	}
+	e = pthread_mutex_init(&s->lock, NULL);
+	if (e) {
+		error(err, errlen, "serial: pthread_mutex_init: %s", strerror(e));
+		goto fail_fd;
+	}
+	if (gsi__reserve(&vm->gsi, s->gsi, "serial", err, errlen) < 0)
+		goto fail_lock;
+	if (bus__register(&vm->pio, ISA_COM1_PORT, ISA_COM1_LEN, &serial_ops, s, "serial", err,
+			  errlen) < 0)
+		goto fail_gsi;
+	vm->serial = s;
+	return 0;
+
+fail_gsi:
+	gsi__release(&vm->gsi, s->gsi);
+fail_lock:
+	pthread_mutex_destroy(&s->lock);
+fail_fd:
+	serial__close(vm, s);
+	free(s);
+	return -1;
+}
+
+static void serial__exit(struct vm *vm)
+{
+	struct serial *s = vm->serial;
+	char err[256];
+	int e;
+
+	if (!s)
+		return;
+	if (bus__unregister(&vm->pio, ISA_COM1_PORT, err, sizeof(err)) < 0)
+		die("%s", err);
+	gsi__release(&vm->gsi, s->gsi);
+	e = pthread_mutex_destroy(&s->lock);
+	if (e)
+		die("serial: pthread_mutex_destroy: %s", strerror(e));
+	serial__close(vm, s);
+	free(s);
+	vm->serial = NULL;
+}
+
+const struct device_def serial_device = {
+	.name = "serial",
+	.init = serial__init,
+	.exit = serial__exit,
+};

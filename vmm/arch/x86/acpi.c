@@ -10,7 +10,9 @@
  */
 #include <string.h>
 
+#include "arch/x86/platform.h"
 #include "arch/x86/acpi.h"
+#include "arch/x86/aml.h"
 #include "util.h"
 
 #define ACPI_OEM_ID		"MEMVSR"	/* 6 bytes */
@@ -182,160 +184,22 @@ static int node_index(const struct vm_config *cfg, uint32_t id)
 	return -1;
 }
 
-/* ---- DSDT: a small AML writer ---- */
-
-#define AML_ZERO		0x00
-#define AML_ONE			0x01
-#define AML_NAME		0x08
-#define AML_BYTE		0x0a
-#define AML_WORD		0x0b
-#define AML_DWORD		0x0c
-#define AML_STRING		0x0d
-#define AML_QWORD		0x0e
-#define AML_SCOPE		0x10
-#define AML_BUFFER		0x11
-#define AML_METHOD		0x14
-#define AML_ROOT		0x5c
-#define AML_EXT			0x5b
-#define AML_DEVICE		0x82	/* after AML_EXT */
-#define AML_RETURN		0xa4
-#define AML_PKGLEN_MAX		4
-
-struct aml {
-	uint8_t *p;
-	size_t len, cap;
-	bool full;
-};
-
-static void aml_bytes(struct aml *a, const void *src, size_t n)
-{
-	if (a->full || n > a->cap - a->len) {
-		a->full = true;
-		return;
-	}
-	memcpy(a->p + a->len, src, n);
-	a->len += n;
-}
-
-static void aml_byte(struct aml *a, uint8_t v) { aml_bytes(a, &v, 1); }
-
-/* A NameSeg: exactly four characters, which every name used here is. */
-static void aml_nameseg(struct aml *a, const char *name) { aml_bytes(a, name, 4); }
-
-static void aml_integer(struct aml *a, uint64_t v)
-{
-	uint8_t le[8];
-
-	put64(le, v);
-	if (v == 0 || v == 1) {
-		aml_byte(a, v ? AML_ONE : AML_ZERO);
-	} else if (v <= 0xff) {
-		aml_byte(a, AML_BYTE);
-		aml_bytes(a, le, 1);
-	} else if (v <= 0xffff) {
-		aml_byte(a, AML_WORD);
-		aml_bytes(a, le, 2);
-	} else if (v <= 0xffffffff) {
-		aml_byte(a, AML_DWORD);
-		aml_bytes(a, le, 4);
-	} else {
-		aml_byte(a, AML_QWORD);
-		aml_bytes(a, le, 8);
-	}
-}
-
-static void aml_string(struct aml *a, const char *s)
-{
-	aml_byte(a, AML_STRING);
-	aml_bytes(a, s, strlen(s) + 1);
-}
-
-/* EisaId("PNP0501"): three 5-bit letters and four hex digits, stored big-endian. */
-static void aml_eisaid(struct aml *a, const char *id)
-{
-	uint32_t v = (uint32_t)(id[0] - 0x40) << 26 | (uint32_t)(id[1] - 0x40) << 21 |
-		     (uint32_t)(id[2] - 0x40) << 16 | (uint32_t)strtoul(id + 3, NULL, 16);
-	uint8_t be[4] = { (uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v };
-
-	aml_byte(a, AML_DWORD);
-	aml_bytes(a, be, 4);
-}
-
-/*
- * A PkgLength counts itself, so its size depends on the body it precedes: reserve the longest
- * encoding, write the body, then encode and slide the body back over the unused bytes.
- */
-static size_t aml_open(struct aml *a)
-{
-	static const uint8_t zero[AML_PKGLEN_MAX];
-
-	aml_bytes(a, zero, AML_PKGLEN_MAX);
-	return a->len - AML_PKGLEN_MAX;
-}
-
-static void aml_close(struct aml *a, size_t at)
-{
-	size_t body, n, total;
-	uint8_t *p = a->p + at;
-
-	if (a->full)
-		return;
-	body = a->len - at - AML_PKGLEN_MAX;
-	for (n = 1; n <= AML_PKGLEN_MAX; n++) {
-		total = body + n;
-		if ((n == 1 && total < 0x40) || (n > 1 && total < (1ULL << (4 + 8 * (n - 1)))))
-			break;
-	}
-	if (n > AML_PKGLEN_MAX) {
-		a->full = true;
-		return;
-	}
-	if (n == 1) {
-		p[0] = (uint8_t)total;
-	} else {
-		p[0] = (uint8_t)((n - 1) << 6 | (total & 0xf));
-		for (size_t k = 1; k < n; k++)
-			p[k] = (uint8_t)(total >> (4 + 8 * (k - 1)));
-	}
-	memmove(p + n, p + AML_PKGLEN_MAX, body);
-	a->len -= AML_PKGLEN_MAX - n;
-}
-
-static size_t aml_device(struct aml *a, const char *name)
-{
-	size_t at;
-
-	aml_byte(a, AML_EXT);
-	aml_byte(a, AML_DEVICE);
-	at = aml_open(a);
-	aml_nameseg(a, name);
-	return at;
-}
+/* ---- DSDT ---- */
 
 /* The 16550 at the PC's COM1 resources, so that the guest's PNP layer claims it. */
 static void dsdt_com1(struct aml *a)
 {
-	static const uint8_t crs[] = {
-		0x47, 0x01, 0xf8, 0x03, 0xf8, 0x03, 0x01, 0x08,	/* IO(Decode16, 0x3f8, 0x3f8, 1, 8) */
-		0x22, 0x10, 0x00,				/* IRQNoFlags() {4}: edge, high */
-		0x79, 0x00,					/* EndTag, checksum unused */
-	};
-	size_t dev = aml_device(a, "COM1"), buf;
-
-	aml_byte(a, AML_NAME);
-	aml_nameseg(a, "_HID");
-	aml_eisaid(a, "PNP0501");
-	aml_byte(a, AML_NAME);
-	aml_nameseg(a, "_UID");
-	aml_integer(a, 0);
-	aml_byte(a, AML_NAME);
-	aml_nameseg(a, "_CRS");
-	aml_byte(a, AML_BUFFER);
-	buf = aml_open(a);
-	aml_integer(a, sizeof(crs));
-	aml_bytes(a, crs, sizeof(crs));
-	aml_close(a, buf);
-	aml_close(a, dev);
+	aml__device(a, "COM1");
+	aml__name(a, "_HID");
+	aml__eisaid(a, "PNP0501");
+	aml__name(a, "_UID");
+	aml__int(a, 0);
+	aml__name(a, "_CRS");
+	aml__resource_template(a);
+	aml__rt_io(a, AML_DECODE16, ISA_COM1_PORT, ISA_COM1_PORT, 1, ISA_COM1_LEN);
+	aml__rt_irq_noflags(a, 1u << ISA_COM1_IRQ);
+	aml__pkg_close(a);
+	aml__pkg_close(a);
 }
 
 /*
@@ -346,53 +210,47 @@ static void dsdt_com1(struct aml *a)
 static void dsdt_cpu(struct aml *a, unsigned cpu, bool present)
 {
 	char name[8];
-	size_t dev, method;
 
 	snprintf(name, sizeof(name), "C%03X", cpu & 0xfff);
-	dev = aml_device(a, name);
-	aml_byte(a, AML_NAME);
-	aml_nameseg(a, "_HID");
-	aml_string(a, "ACPI0007");
-	aml_byte(a, AML_NAME);
-	aml_nameseg(a, "_UID");
-	aml_integer(a, cpu);
-	aml_byte(a, AML_METHOD);
-	method = aml_open(a);
-	aml_nameseg(a, "_STA");
-	aml_byte(a, 0);				/* no arguments, not serialized */
-	aml_byte(a, AML_RETURN);
-	aml_integer(a, present ? 0xf : 0);
-	aml_close(a, method);
-	aml_close(a, dev);
+	aml__device(a, name);
+	aml__name(a, "_HID");
+	aml__string(a, "ACPI0007");
+	aml__name(a, "_UID");
+	aml__int(a, cpu);
+	aml__method(a, "_STA", 0, false);
+	aml__op(a, AML_RETURN);
+	aml__int(a, present ? 0xf : 0);
+	aml__pkg_close(a);
+	aml__pkg_close(a);
 }
 
 static uint8_t *build_dsdt(struct acpi_buf *b, const struct vm_config *cfg)
 {
-	size_t room = b->size > b->used + 8 + ACPI_HEADER_SIZE ?
-			      b->size - b->used - 8 - ACPI_HEADER_SIZE : 0;
-	uint8_t *t = acpi_alloc(b, ACPI_HEADER_SIZE + room);
+	uint8_t *t = NULL;
 	struct aml a;
-	size_t scope;
+	char err[128];
 
-	if (!t)
-		return NULL;
-	a = (struct aml){ .p = t + ACPI_HEADER_SIZE, .cap = room };
-	aml_byte(&a, AML_SCOPE);
-	scope = aml_open(&a);
-	aml_byte(&a, AML_ROOT);
-	aml_nameseg(&a, "_SB_");
+	/* No AML larger than the whole buffer could fit in it: no need to build it further. */
+	aml__init(&a, b->size);
+	aml__scope(&a, "\\_SB_");
 	dsdt_com1(&a);
 	for (unsigned cpu = 0; cpu < vcpu_count(cfg); cpu++)
 		dsdt_cpu(&a, cpu, cpu < cfg->boot_cpus);
-	aml_close(&a, scope);
-	if (a.full) {
+	aml__pkg_close(&a);
+	/*
+	 * acpi__build can only say "does not fit", and that is what an AML error here is: the
+	 * names and values above are fixed, so the limit or the allocation is what failed.
+	 */
+	if (!aml__finish(&a, err, sizeof(err)))
+		t = acpi_alloc(b, ACPI_HEADER_SIZE + a.len);
+	if (t) {
+		memcpy(t + ACPI_HEADER_SIZE, a.buf, a.len);
+		sdt_header(t, "DSDT", (uint32_t)(ACPI_HEADER_SIZE + a.len), 2);
+		sdt_checksum(t);
+	} else {
 		b->full = true;
-		return NULL;
 	}
-	/* Give back what the AML did not use. */
-	b->used = (size_t)(t - b->p) + ACPI_HEADER_SIZE + a.len;
-	sdt_header(t, "DSDT", (uint32_t)(ACPI_HEADER_SIZE + a.len), 2);
-	sdt_checksum(t);
+	aml__free(&a);
 	return t;
 }
 

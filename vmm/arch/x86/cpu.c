@@ -157,24 +157,32 @@ void cpu__init(struct vm *vm, struct vcpu *v)
 		cpu__setup_pvh(vm, v);
 }
 
-static bool cpu__handle_io(struct vm *vm, struct kvm_run *run)
+bool cpu__emulate_io(struct vm *vm, struct kvm_run *run, size_t run_size)
 {
-	uint8_t *data = (uint8_t *)run + run->io.data_offset;
-	bool out = run->io.direction == KVM_EXIT_IO_OUT;
+	uint64_t off = run->io.data_offset, bytes = (uint64_t)run->io.count * run->io.size;
+	uint8_t *data = (uint8_t *)run + off;
 
+	/* KVM puts string I/O's count * size bytes in the shared page: never trust past its end. */
+	if (off > run_size || bytes > run_size - off)
+		return false;
 	for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size) {
-		bool handled;
-
-		pthread_mutex_lock(&vm->io_lock);
-		handled = serial__io(vm, run->io.port, out, data, run->io.size) ||
-			  exit_port__io(vm, run->io.port, out, data, run->io.size) ||
-			  debug_port__io(vm, run->io.port, out, data, run->io.size);
-		pthread_mutex_unlock(&vm->io_lock);
-		/* Nothing there: reads float high, as on a bus with no device. */
-		if (!handled && !out)
-			memset(data, 0xff, run->io.size);
+		if (run->io.direction == KVM_EXIT_IO_OUT)
+			bus__write(&vm->pio, run->io.port, data, run->io.size);
+		else
+			bus__read(&vm->pio, run->io.port, data, run->io.size);
 	}
-	return !vm->stopping;
+	return true;
+}
+
+bool cpu__emulate_mmio(struct vm *vm, struct kvm_run *run)
+{
+	if (run->mmio.len > sizeof(run->mmio.data))
+		return false;
+	if (run->mmio.is_write)
+		bus__write(&vm->mmio, run->mmio.phys_addr, run->mmio.data, run->mmio.len);
+	else
+		bus__read(&vm->mmio, run->mmio.phys_addr, run->mmio.data, run->mmio.len);
+	return true;
 }
 
 static void cpu__report_crash(struct vcpu *v, const char *what)
@@ -210,12 +218,19 @@ static void *cpu__thread(void *arg)
 		}
 		switch (run->exit_reason) {
 		case KVM_EXIT_IO:
-			cpu__handle_io(vm, run);
+			if (!cpu__emulate_io(vm, run, v->run_size)) {
+				fprintf(stderr, "memvisor: vCPU %u: port I/O exit with %u x %u bytes "
+					"at offset %llu of kvm_run\n", v->id, run->io.count,
+					run->io.size, (unsigned long long)run->io.data_offset);
+				vm__stop(vm, EXIT_GUEST_CRASH);
+			}
 			break;
 		case KVM_EXIT_MMIO:
-			/* No MMIO device yet: reads see all ones, writes vanish. */
-			if (!run->mmio.is_write)
-				memset(run->mmio.data, 0xff, run->mmio.len);
+			if (!cpu__emulate_mmio(vm, run)) {
+				fprintf(stderr, "memvisor: vCPU %u: MMIO exit of %u bytes\n", v->id,
+					run->mmio.len);
+				vm__stop(vm, EXIT_GUEST_CRASH);
+			}
 			break;
 		case KVM_EXIT_HLT:
 			cpu__report_crash(v, "halted with interrupts off");

@@ -1,0 +1,57 @@
+/*
+ * Fixed facts of the PC platform memvisor presents, in one place: the legacy ISA ports and IRQs
+ * that guests find without being told (no firmware table is needed to locate COM1), the in-kernel
+ * IOAPIC's pins, and the fixed areas at the top of the 32-bit MMIO hole. Device files take their
+ * ports and lines from here, or from the GSI and MMIO-window allocators (device.h), never from
+ * literals of their own.
+ *
+ * acpi.c still spells COM1's port and IRQ, and the IOAPIC and LAPIC addresses, in its own bytes
+ * and macros; the AML builder is to take them from here (device_def's dsdt hook).
+ */
+#ifndef MEMVISOR_ARCH_X86_PLATFORM_H
+#define MEMVISOR_ARCH_X86_PLATFORM_H
+
+#include "memory/layout.h"
+
+/* COM1, as every PC since the 5150 places it. */
+#define ISA_COM1_PORT		0x3f8
+#define ISA_COM1_LEN		8
+#define ISA_COM1_IRQ		4
+
+/* The POST code port: firmware and Linux write boot progress codes here. */
+#define ISA_DEBUG_PORT		0x80
+#define ISA_DEBUG_PORT_LEN	1
+
+/*
+ * The test exit port, where QEMU's isa-debug-exit conventionally sits (the harness runs the same
+ * guests under QEMU with iobase=0xf4,iosize=0x04).
+ */
+#define ISA_EXIT_PORT		0xf4
+#define ISA_EXIT_PORT_LEN	4
+
+/* ISA IRQ n is GSI n (the MADT has no overrides): lines below 16 are only ever reserved. */
+#define ISA_NR_IRQS		16
+/* KVM's in-kernel IOAPIC (KVM_CREATE_IRQCHIP) has 24 pins: GSIs 0..23. */
+#define IOAPIC_NR_PINS		24
+
+/* The port I/O space: 64 KiB. */
+#define PIO_LAST_PORT		0xffffULL
+
+/*
+ * The 32-bit MMIO hole [MMIO32_START, MMIO32_END) holds, from here up, the IOAPIC (0xfec00000),
+ * the LAPIC (0xfee00000) and KVM's identity map and TSS (0xfeffc000, kvm.c). Below it, the hole is
+ * free for devices: that is the window the MMIO allocator hands out. The layout has no field for
+ * it yet, so vm.c passes these bounds to the allocator.
+ */
+#define MMIO32_FIXED_START	0xfec00000ULL
+#define MMIO32_WINDOW_BASE	MMIO32_START
+#define MMIO32_WINDOW_SIZE	(MMIO32_FIXED_START - MMIO32_START)
+
+/*
+ * KVM_SET_IDENTITY_MAP_ADDR's page and KVM_SET_TSS_ADDR's three: inside the hole, above the
+ * window, where no RAM or device lives (as kvmtool and QEMU place them).
+ */
+#define KVM_IDENTITY_MAP_ADDR	0xfeffc000ULL
+#define KVM_TSS_ADDR		0xfeffd000ULL
+
+#endif
