@@ -20,8 +20,12 @@ int devices__init(struct vm *vm, const struct device_def *const *table, size_t n
 	vm->devices = (struct devices){ .table = table };
 	for (size_t i = 0; i < n; i++) {
 		if (table[i]->init(vm, err, errlen) < 0) {
-			/* Nothing half-started: the caller dies next, with every device undone. */
-			devices__exit(vm);
+			char undo[256];
+			size_t len = strlen(err);
+
+			/* Nothing half-started; the device's own line comes first, unchanged. */
+			if (devices__exit(vm, undo, sizeof(undo)) < 0)
+				snprintf(err + len, errlen - len, " (and undoing: %s)", undo);
 			return -1;
 		}
 		vm->devices.started = i + 1;
@@ -29,16 +33,24 @@ int devices__init(struct vm *vm, const struct device_def *const *table, size_t n
 	return 0;
 }
 
-void devices__exit(struct vm *vm)
+int devices__exit(struct vm *vm, char *err, size_t errlen)
 {
 	struct devices *d = &vm->devices;
+	char later[256];	/* err holds one line: failures after the first go to stderr */
+	int r = 0;
 
 	while (d->started > 0) {
 		const struct device_def *def = d->table[--d->started];
 
-		if (def->exit)
-			def->exit(vm);
+		if (!def->exit)
+			continue;
+		if (def->exit(vm, r ? later : err, r ? sizeof(later) : errlen) < 0) {
+			if (r)
+				report("%s", later);
+			r = -1;
+		}
 	}
+	return r;
 }
 
 int gsi__init(struct gsi_alloc *a, uint32_t first_dynamic, uint32_t nr, char *err, size_t errlen)

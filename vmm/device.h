@@ -23,8 +23,11 @@ struct device_def {
 	 * nothing of the device left behind: exit is not called for a device whose init failed.
 	 */
 	int (*init)(struct vm *vm, char *err, size_t errlen);
-	/* Undo init, with the vCPUs stopped; NULL: nothing to undo. A failure is a VMM bug: die(). */
-	void (*exit)(struct vm *vm);
+	/*
+	 * Undo init, with the vCPUs stopped; NULL: nothing to undo. A failure (a VMM bug, or a file
+	 * that would not close) is -1 with one line in err: the teardown reports it and goes on.
+	 */
+	int (*exit)(struct vm *vm, char *err, size_t errlen);
 	/*
 	 * Optional, NULL for every device so far; nothing calls them yet. The AML builder
 	 * (arch/x86/aml.h) will call dsdt to append the device's Device() object (_HID, and a _CRS
@@ -49,8 +52,11 @@ struct devices {
 /* Start table[0..n) in order. On failure, the ones started are stopped in reverse, -1. */
 int devices__init(struct vm *vm, const struct device_def *const *table, size_t n, char *err,
 		  size_t errlen);
-/* Stop the started devices in reverse order; a no-op when none runs. */
-void devices__exit(struct vm *vm);
+/*
+ * Stop the started devices in reverse order; a no-op when none runs. Each is stopped whatever
+ * the others did: -1 with the first failure in err.
+ */
+int devices__exit(struct vm *vm, char *err, size_t errlen);
 
 /*
  * GSIs [0, nr): lines below first_dynamic are fixed by the platform (ISA IRQs) and can only be

@@ -15,45 +15,52 @@ static int kvm__check_extension(struct vm *vm, int ext)
 	return r > 0 ? r : 0;
 }
 
-void kvm__init(struct vm *vm)
+int kvm__init(struct vm *vm, char *err, size_t errlen)
 {
 	uint64_t addr = KVM_IDENTITY_MAP_ADDR;
-	int version;
+	int version, max;
 
 	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (vm->kvm_fd < 0)
-		die_perror("cannot open /dev/kvm (run under ci/testhost where KVM is not available)");
+		return error(err, errlen, "cannot open /dev/kvm: %s (run under ci/testhost where KVM "
+			     "is not available)", strerror(errno));
 	version = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+	if (version < 0)
+		return error(err, errlen, "KVM_GET_API_VERSION: %s", strerror(errno));
 	if (version != KVM_API_VERSION)
-		die("KVM API version %d, expected %d", version, KVM_API_VERSION);
+		return error(err, errlen, "KVM API version %d, expected %d", version,
+			     KVM_API_VERSION);
 	if (!kvm__check_extension(vm, KVM_CAP_USER_MEMORY) ||
 	    !kvm__check_extension(vm, KVM_CAP_IRQCHIP) ||
 	    !kvm__check_extension(vm, KVM_CAP_EXT_CPUID))
-		die("this KVM lacks user memory, an in-kernel irqchip or extended CPUID");
-	if ((unsigned)kvm__check_extension(vm, KVM_CAP_MAX_VCPUS) < vm->cfg.max_cpus)
-		die("--cpus: this KVM supports %d vCPUs, %u asked",
-		    kvm__check_extension(vm, KVM_CAP_MAX_VCPUS), vm->cfg.max_cpus);
+		return error(err, errlen,
+			     "this KVM lacks user memory, an in-kernel irqchip or extended CPUID");
+	max = kvm__check_extension(vm, KVM_CAP_MAX_VCPUS);
+	if ((unsigned)max < vm->cfg.max_cpus)
+		return error(err, errlen, "--cpus: this KVM supports %d vCPUs, %u asked", max,
+			     vm->cfg.max_cpus);
 
 	/* EINTR: a signal during VM creation (rare but documented) is worth one retry. */
 	do
 		vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
 	while (vm->vm_fd < 0 && errno == EINTR);
 	if (vm->vm_fd < 0)
-		die_perror("KVM_CREATE_VM");
+		return error(err, errlen, "KVM_CREATE_VM: %s", strerror(errno));
 	if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &addr) < 0)
-		die_perror("KVM_SET_IDENTITY_MAP_ADDR");
+		return error(err, errlen, "KVM_SET_IDENTITY_MAP_ADDR: %s", strerror(errno));
 	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)KVM_TSS_ADDR) < 0)
-		die_perror("KVM_SET_TSS_ADDR");
+		return error(err, errlen, "KVM_SET_TSS_ADDR: %s", strerror(errno));
 	/* LAPIC, IOAPIC and PIC in the kernel: interrupts never cost a trip to user space. */
 	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
-		die_perror("KVM_CREATE_IRQCHIP");
+		return error(err, errlen, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
+	return 0;
 }
 
 /*
  * One slot per layout range backed by a zone: boot RAM ranges and virtio-mem regions. The ACPI
  * hotplug area gets memory only when a DIMM is plugged, so it has no slot at boot.
  */
-void kvm__register_memory(struct vm *vm)
+int kvm__register_memory(struct vm *vm, char *err, size_t errlen)
 {
 	for (int i = 0; i < vm->layout.nranges; i++) {
 		const struct mem_range *r = &vm->layout.ranges[i];
@@ -68,33 +75,33 @@ void kvm__register_memory(struct vm *vm)
 			.userspace_addr = (uint64_t)(uintptr_t)vm->backings[r->zone].host + r->zone_offset,
 		};
 		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
-			die_perror("KVM_SET_USER_MEMORY_REGION slot %d at 0x%llx (%llu bytes)",
-				   vm->nslots, (unsigned long long)r->gpa,
-				   (unsigned long long)r->size);
+			return error(err, errlen, "KVM_SET_USER_MEMORY_REGION slot %d at 0x%llx "
+				     "(%llu bytes): %s", vm->nslots, (unsigned long long)r->gpa,
+				     (unsigned long long)r->size, strerror(errno));
 		vm->nslots++;
 	}
+	return 0;
 }
 
 void kvm__irq_line(struct vm *vm, uint32_t irq, int level)
 {
 	struct kvm_irq_level l = { .irq = irq, .level = (uint32_t)level };
 
-	/*
-	 * Devices call this on vCPU threads: exit(1) there would skip the teardown and claim a
-	 * rejected configuration. A lost interrupt is a device failure, so the VM ends instead.
-	 */
-	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &l) < 0) {
-		if (!vm->stopping)
-			fprintf(stderr, "memvisor: KVM_IRQ_LINE %u: %s\n", irq, strerror(errno));
-		vm__stop(vm, EXIT_GUEST_CRASH);
-	}
+	/* Devices call this on vCPU threads: a lost interrupt is a VMM failure, so the VM ends. */
+	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &l) < 0)
+		vm__fail(vm, EXIT_VMM_FAILURE, "KVM_IRQ_LINE %u: %s", irq, strerror(errno));
 }
 
-void kvm__exit(struct vm *vm)
+/* Both fds are closed whatever happens to the other; the first failure is returned. */
+int kvm__exit(struct vm *vm, char *err, size_t errlen)
 {
+	int r = 0;
+
 	if (vm->vm_fd >= 0 && close(vm->vm_fd) < 0)
-		die_perror("close(vm fd)");
-	if (vm->kvm_fd >= 0 && close(vm->kvm_fd) < 0)
-		die_perror("close(/dev/kvm)");
+		r = error(err, errlen, "close(vm fd): %s", strerror(errno));
+	if (vm->kvm_fd >= 0 && close(vm->kvm_fd) < 0 && !r)
+		r = error(err, errlen, "close(/dev/kvm): %s", strerror(errno));
 	vm->vm_fd = vm->kvm_fd = -1;
+	vm->nslots = 0;
+	return r;
 }

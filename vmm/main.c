@@ -3,7 +3,11 @@
  *
  * Order matters: everything that can reject the configuration (options, host resources, zone
  * files, the kernel and initramfs and where they go, the command line, the serial file) runs
- * before /dev/kvm is opened and before any guest memory is mapped.
+ * before /dev/kvm is opened and before any guest memory is mapped, and dies with status 1.
+ * Once a backing exists, every failure first tears the VM down from wherever setup got to
+ * (vm__teardown): a backing the host refuses is still a rejected configuration (status 1);
+ * anything after it is memvisor's or the host's failure (EXIT_VMM_FAILURE), reported in one line
+ * and never exit()ed from a vCPU thread.
  */
 #include <signal.h>
 #include <unistd.h>
@@ -14,50 +18,27 @@
 #define MEMVISOR_VERSION "0.1"
 
 /* The one struct vm (see DEVELOPERS.md). */
-static struct vm the_vm = { .kvm_fd = -1, .vm_fd = -1 };
-
-/* These end the VM cleanly: shared file-backed zones are synced, nothing leaks. */
-static const int stop_signals[] = { SIGTERM, SIGINT, SIGHUP };
-
-static void vm__signal(int sig)
-{
-	vm__stop(&the_vm, 128 + sig);
-}
-
-static void vm__mask_stop_signals(int how)
-{
-	sigset_t set;
-	int err;
-
-	if (sigemptyset(&set) < 0)
-		die_perror("sigemptyset");
-	for (size_t i = 0; i < ARRAY_SIZE(stop_signals); i++)
-		if (sigaddset(&set, stop_signals[i]) < 0)
-			die_perror("sigaddset");
-	err = pthread_sigmask(how, &set, NULL);
-	if (err)
-		die("pthread_sigmask: %s", strerror(err));
-}
+static struct vm the_vm;
 
 /*
- * The stop signals stay blocked until the vCPUs run: setup is never interrupted (the handlers
- * have no SA_RESTART), and one that came meanwhile is taken when main unblocks them. vCPU threads
- * inherit the blocked mask, so only main takes them; the vCPU kick (SIGUSR1) is not among them.
- * SIGPIPE is ignored: a closed stdout is an EPIPE for the serial device, not the death of
- * memvisor before shared file zones are synced.
+ * The stop signals are blocked by loop__init before any thread exists and stay blocked: main
+ * reads them from the loop's signalfd, so none interrupts setup or teardown. SIGPIPE is
+ * ignored: a closed stdout is an EPIPE for the serial device, not the death of memvisor before
+ * shared file zones are synced.
  */
-static void vm__catch_signals(void)
+static void vm__catch_signals(struct vm *vm)
 {
-	struct sigaction sa = { .sa_handler = vm__signal }, ign = { .sa_handler = SIG_IGN };
+	struct sigaction ign = { .sa_handler = SIG_IGN };
+	char err[256];
 
-	vm__mask_stop_signals(SIG_BLOCK);
-	if (sigemptyset(&sa.sa_mask) < 0 || sigemptyset(&ign.sa_mask) < 0)
-		die_perror("sigemptyset");
-	for (size_t i = 0; i < ARRAY_SIZE(stop_signals); i++)
-		if (sigaction(stop_signals[i], &sa, NULL) < 0)
-			die_perror("sigaction");
-	if (sigaction(SIGPIPE, &ign, NULL) < 0)
-		die_perror("sigaction(SIGPIPE)");
+	if (loop__init(&vm->loop, err, sizeof(err)) < 0) {
+		report("%s", err);
+		exit(EXIT_VMM_FAILURE);
+	}
+	if (sigemptyset(&ign.sa_mask) < 0 || sigaction(SIGPIPE, &ign, NULL) < 0) {
+		report("sigaction(SIGPIPE): %s", strerror(errno));
+		exit(EXIT_VMM_FAILURE);
+	}
 }
 
 /* Checks that need the kernel image and the layout, before any memory is mapped. */
@@ -79,22 +60,7 @@ static struct boot_image *vm__load_boot_files(struct vm *vm)
 	return img;
 }
 
-/*
- * die() once the backings exist: undo what setup did to the file system (a created file=
- * removed, a user's file shrunk back), but only while the guest has not run. From then on the
- * files hold the guest's data, as after a normal run, and vCPU threads may still be using the
- * mappings: exit() is left to drop them. A normal end has destroyed the backings already.
- */
-static void vm__abort(void)
-{
-	struct vm *vm = &the_vm;
-
-	if (vm->vcpus_started)
-		return;
-	while (vm->nbackings > 0)
-		backing__abort(&vm->backings[--vm->nbackings]);
-}
-
+/* The last rejection point: a zone that cannot be made leaves nothing behind (backing.h). */
 static void vm__create_backings(struct vm *vm)
 {
 	char err[512];
@@ -105,7 +71,8 @@ static void vm__create_backings(struct vm *vm)
 		if (backing__create(&vm->backings[i], &vm->cfg, z, z->size + z->hotplug_size,
 				    &vm->host, err, sizeof(err)) < 0) {
 			/* Nothing half-made: earlier zones unmapped, their files as they were. */
-			vm__abort();
+			vm__stop(vm, EXIT_CONFIG);
+			vm__teardown(vm);
 			die("%s", err);
 		}
 		vm->nbackings = i + 1;
@@ -117,23 +84,35 @@ static void vm__create_backings(struct vm *vm)
 				(unsigned long long)vm->backings[i].size,
 				(unsigned long long)vm->backings[i].page_size);
 	}
-	if (atexit(vm__abort)) {
-		vm__abort();
-		die("atexit failed");
-	}
 }
 
-static void vm__destroy(struct vm *vm)
+/* KVM, guest memory slots, boot data, vCPUs: everything the vCPUs need before they start. */
+static int vm__setup(struct vm *vm, const struct boot_image *img, char *err, size_t errlen)
 {
-	cpu__stop_all(vm);
-	kvm__exit(vm);
-	for (int i = 0; i < vm->nbackings; i++)
-		backing__destroy(&vm->backings[i]);
-	vm->nbackings = 0;
-	vm__exit_devices(vm);
-	config__free(&vm->cfg);
-	if (sem_destroy(&vm->stopped) < 0)
-		die_perror("sem_destroy");
+	if (kvm__init(vm, err, errlen) < 0 ||
+	    kvm__register_memory(vm, err, errlen) < 0 ||
+	    boot__setup(vm, img, err, errlen) < 0)
+		return -1;
+	for (unsigned i = 0; i < vm->cfg.boot_cpus; i++)
+		if (cpu__init(vm, &vm->vcpus[i], err, errlen) < 0)
+			return -1;
+	return 0;
+}
+
+/*
+ * Start the vCPUs and wait in the main loop until the VM is stopping. A stop signal that came
+ * during setup is taken first: a VM asked to stop never starts.
+ */
+static int vm__run(struct vm *vm, char *err, size_t errlen)
+{
+	if (loop__poll(vm, 0, err, errlen) < 0)
+		return -1;
+	if (vm__stopping(vm))
+		return 0;
+	if (vm__set_state(vm, VM_RUNNING, err, errlen) < 0 ||
+	    cpu__start(vm, err, errlen) < 0)
+		return -1;
+	return loop__run(vm, err, errlen);
 }
 
 int main(int argc, char **argv)
@@ -141,8 +120,9 @@ int main(int argc, char **argv)
 	struct vm *vm = &the_vm;
 	struct boot_image *img;
 	char err[512];
-	int code;
+	int status;
 
+	vm__init(vm);
 	if (clock_gettime(CLOCK_MONOTONIC, &vm->start) < 0)
 		die_perror("clock_gettime");
 	for (int i = 1; i < argc; i++) {
@@ -163,7 +143,7 @@ int main(int argc, char **argv)
 			return 0;
 		}
 	}
-	vm__catch_signals();
+	vm__catch_signals(vm);
 	if (config__parse(&vm->cfg, argc, argv, err, sizeof(err)) < 0 ||
 	    host__probe(&vm->host, err, sizeof(err)) < 0 ||
 	    config__validate(&vm->cfg, &vm->host, err, sizeof(err)) < 0 ||
@@ -171,38 +151,22 @@ int main(int argc, char **argv)
 		die("%s", err);
 	if (vm->cfg.print_layout) {
 		layout__print_json(&vm->layout, &vm->cfg, stdout);
+		vm__stop(vm, 0);
+		status = vm__teardown(vm);
 		config__free(&vm->cfg);
-		return 0;
+		return status;
 	}
 	img = vm__load_boot_files(vm);
 	/* No KVM needed: a bad --serial file= is refused here, before any guest memory. */
 	if (vm__init_devices(vm, err, sizeof(err)) < 0)
 		die("%s", err);
-
-	if (sem_init(&vm->stopped, 0, 0) < 0)
-		die_perror("sem_init");
-	for (unsigned i = 0; i < MAX_VCPUS; i++)
-		vm->vcpus[i] = (struct vcpu){ .id = i, .fd = -1 };
 	vm__create_backings(vm);
-	kvm__init(vm);
-	kvm__register_memory(vm);
-	boot__setup(vm, img);
-	boot__free(img);
-	for (unsigned i = 0; i < vm->cfg.boot_cpus; i++)
-		cpu__init(vm, &vm->vcpus[i]);
 
-	/* The stop signals are blocked so far; nothing sets stopping yet, but never start late. */
-	if (!vm->stopping) {
-		vm->vcpus_started = true;
-		cpu__start(vm);
-		vm__mask_stop_signals(SIG_UNBLOCK);
-		while (sem_wait(&vm->stopped) < 0)
-			if (errno != EINTR)
-				die_perror("sem_wait");
-		/* The teardown (msync of shared files) is not interrupted either. */
-		vm__mask_stop_signals(SIG_BLOCK);
-	}
-	code = vm->exit_code;
-	vm__destroy(vm);
-	return code;
+	/* From here on a failure is memvisor's or the host's, not the configuration's. */
+	if (vm__setup(vm, img, err, sizeof(err)) < 0 || vm__run(vm, err, sizeof(err)) < 0)
+		vm__fail(vm, EXIT_VMM_FAILURE, "%s", err);
+	boot__free(img);
+	status = vm__teardown(vm);
+	config__free(&vm->cfg);
+	return status;
 }

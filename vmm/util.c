@@ -31,6 +31,15 @@ void die_perror(const char *fmt, ...)
 	exit(1);
 }
 
+void report(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vreport(fmt, ap, 0);
+	va_end(ap);
+}
+
 int error(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;

@@ -1,4 +1,4 @@
-/* Fatal errors and checked syscalls: one die() path for the whole VMM. */
+/* Fatal errors and checked syscalls: one die() path, for main before the VM exists. */
 #ifndef MEMVISOR_UTIL_H
 #define MEMVISOR_UTIL_H
 
@@ -14,6 +14,8 @@
 void die(const char *fmt, ...) __noreturn __printf(1, 2);
 /* Same, with ": strerror(errno)" appended. */
 void die_perror(const char *fmt, ...) __noreturn __printf(1, 2);
+/* Print "memvisor: <msg>" and go on: once the VM exists, a failure is cleaned up, not died of. */
+void report(const char *fmt, ...) __printf(1, 2);
 
 /* Like the KVM selftests' TEST_ASSERT: expression, file, line, errno, message. */
 #define VMM_ASSERT(e, fmt, ...)                                                              \

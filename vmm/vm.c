@@ -1,9 +1,32 @@
-/* Guest memory access, the VM's end and its device model, shared by devices and vCPU threads. */
+/*
+ * Guest memory access, the VM's states and end, and its device model, shared by main, devices
+ * and vCPU threads.
+ */
+#include <signal.h>
+#include <stdarg.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "arch/x86/platform.h"
 #include "util.h"
 #include "vm.h"
+
+#define STATE_MASK 0xffu
+
+static uint32_t vm__word(enum vm_state s, int status)
+{
+	return (uint32_t)s | (uint32_t)(status & 0xff) << 8;
+}
+
+void vm__init(struct vm *vm)
+{
+	memset(vm, 0, sizeof(*vm));
+	vm->kvm_fd = vm->vm_fd = -1;
+	vm->loop = LOOP_EMPTY;
+	for (unsigned i = 0; i < MAX_VCPUS; i++)
+		vm->vcpus[i] = (struct vcpu){ .id = i, .fd = -1 };
+	__atomic_store_n(&vm->run_state, vm__word(VM_CREATED, 0), __ATOMIC_SEQ_CST);
+}
 
 void *vm__gpa_to_hva(struct vm *vm, uint64_t gpa, uint64_t len)
 {
@@ -18,36 +41,129 @@ void *vm__gpa_to_hva(struct vm *vm, uint64_t gpa, uint64_t len)
 	return NULL;
 }
 
-void vm__write(struct vm *vm, uint64_t gpa, const void *src, uint64_t len)
+int vm__write(struct vm *vm, uint64_t gpa, const void *src, uint64_t len, char *err,
+	      size_t errlen)
 {
 	void *dst = vm__gpa_to_hva(vm, gpa, len);
 
+	/* Callers write only where the layout put RAM: this is a VMM bug, not a bad option. */
 	if (!dst)
-		die("internal error: guest range 0x%llx+%llu is not RAM", (unsigned long long)gpa,
-		    (unsigned long long)len);
+		return error(err, errlen, "internal error: guest range 0x%llx+%llu is not RAM",
+			     (unsigned long long)gpa, (unsigned long long)len);
 	memcpy(dst, src, len);
+	return 0;
 }
 
-void vm__stop(struct vm *vm, int code)
+const char *vm_state__name(enum vm_state s)
 {
-	bool first = !__atomic_exchange_n(&vm->stopping, true, __ATOMIC_SEQ_CST);
+	switch (s) {
+	case VM_CREATED:
+		return "created";
+	case VM_RUNNING:
+		return "running";
+	case VM_STOPPING:
+		return "stopping";
+	case VM_STOPPED:
+		return "stopped";
+	}
+	return "invalid";
+}
 
-	if (!first)
-		return;
-	vm->exit_code = code;
-	if (sem_post(&vm->stopped) < 0)
-		die_perror("sem_post");
+bool vm_state__allowed(enum vm_state from, enum vm_state to)
+{
+	switch (from) {
+	case VM_CREATED:
+		return to == VM_RUNNING || to == VM_STOPPING;
+	case VM_RUNNING:
+		return to == VM_STOPPING;
+	case VM_STOPPING:
+		return to == VM_STOPPED;
+	case VM_STOPPED:
+		return false;
+	}
+	return false;
+}
+
+enum vm_state vm__state(const struct vm *vm)
+{
+	return (enum vm_state)(__atomic_load_n(&vm->run_state, __ATOMIC_SEQ_CST) & STATE_MASK);
+}
+
+bool vm__stopping(const struct vm *vm)
+{
+	return vm__state(vm) >= VM_STOPPING;
+}
+
+int vm__exit_status(const struct vm *vm)
+{
+	return (int)(__atomic_load_n(&vm->run_state, __ATOMIC_SEQ_CST) >> 8);
+}
+
+int vm__set_state(struct vm *vm, enum vm_state to, char *err, size_t errlen)
+{
+	uint32_t old = __atomic_load_n(&vm->run_state, __ATOMIC_SEQ_CST), new;
+
+	/* Only vm__stop records a status: no other path may enter STOPPING without one. */
+	if (to == VM_STOPPING)
+		return error(err, errlen, "internal error: only vm__stop enters VM state stopping");
+	do {
+		enum vm_state from = (enum vm_state)(old & STATE_MASK);
+
+		if (!vm_state__allowed(from, to))
+			return error(err, errlen, "internal error: VM state %s -> %s",
+				     vm_state__name(from), vm_state__name(to));
+		new = (old & ~STATE_MASK) | (uint32_t)to;
+	} while (!__atomic_compare_exchange_n(&vm->run_state, &old, new, false, __ATOMIC_SEQ_CST,
+					      __ATOMIC_SEQ_CST));
+	return 0;
+}
+
+bool vm__stop(struct vm *vm, int status)
+{
+	uint32_t old = __atomic_load_n(&vm->run_state, __ATOMIC_SEQ_CST);
+	char err[256];
+
+	do {
+		if (!vm_state__allowed((enum vm_state)(old & STATE_MASK), VM_STOPPING))
+			return false;
+	} while (!__atomic_compare_exchange_n(&vm->run_state, &old,
+					      vm__word(VM_STOPPING, status), false,
+					      __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST));
+	if (loop__wake(&vm->loop, err, sizeof(err)) < 0) {
+		/*
+		 * Without its wake-up main would wait for ever. The signalfd is the loop's other
+		 * door: a SIGTERM wakes it, and the status recorded above stands (first wins).
+		 */
+		report("%s", err);
+		if (kill(getpid(), SIGTERM) < 0)
+			report("kill(SIGTERM) to wake the main loop: %s", strerror(errno));
+	}
+	return true;
+}
+
+void vm__fail(struct vm *vm, int status, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	/* The first failure is the story; what breaks while the VM comes down is noise. */
+	if (!vm__stopping(vm)) {
+		va_start(ap, fmt);
+		vsnprintf(msg, sizeof(msg), fmt, ap);
+		va_end(ap);
+		report("%s", msg);
+	}
+	vm__stop(vm, status);
 }
 
 double vm__uptime(struct vm *vm)
 {
 	struct timespec now;
 
-	/* Cannot fail for CLOCK_MONOTONIC; if it does, exit(1) on a vCPU thread would be wrong. */
+	/* Cannot fail for CLOCK_MONOTONIC; if it does, the VM ends as a VMM failure. */
 	if (clock_gettime(CLOCK_MONOTONIC, &now) < 0) {
-		if (!vm->stopping)
-			perror("memvisor: clock_gettime(CLOCK_MONOTONIC)");
-		vm__stop(vm, EXIT_GUEST_CRASH);
+		vm__fail(vm, EXIT_VMM_FAILURE, "clock_gettime(CLOCK_MONOTONIC): %s",
+			 strerror(errno));
 		return 0;
 	}
 	return (double)(now.tv_sec - vm->start.tv_sec) + (now.tv_nsec - vm->start.tv_nsec) / 1e9;
@@ -75,12 +191,67 @@ int vm__init_devices(struct vm *vm, char *err, size_t errlen)
 		bus__exit(&vm->pio);
 		return -1;
 	}
+	vm->devices_up = true;
 	return 0;
 }
 
-void vm__exit_devices(struct vm *vm)
+int vm__exit_devices(struct vm *vm, char *err, size_t errlen)
 {
-	devices__exit(vm);
+	int r;
+
+	if (!vm->devices_up)
+		return 0;
+	r = devices__exit(vm, err, errlen);
 	bus__exit(&vm->mmio);
 	bus__exit(&vm->pio);
+	vm->devices_up = false;
+	return r;
+}
+
+int vm__teardown(struct vm *vm)
+{
+	enum vm_state was = vm__state(vm);
+	bool failed = false;
+	char err[512];
+
+	/* Joining vCPUs that were never told to stop would wait for ever. */
+	if (vm__stop(vm, EXIT_VMM_FAILURE)) {
+		report("internal error: teardown of a %s VM", vm_state__name(was));
+		failed = true;
+	}
+	if (cpu__stop_all(vm, err, sizeof(err)) < 0) {
+		/* A thread still running may touch guest memory and devices: exit() drops them. */
+		report("%s", err);
+		return EXIT_VMM_FAILURE;
+	}
+	if (cpu__exit(vm, err, sizeof(err)) < 0) {
+		report("%s", err);
+		failed = true;
+	}
+	if (kvm__exit(vm, err, sizeof(err)) < 0) {
+		report("%s", err);
+		failed = true;
+	}
+	/* Before the guest ran the files hold nothing of it: put them back as they were. */
+	while (vm->nbackings > 0) {
+		struct backing *b = &vm->backings[--vm->nbackings];
+
+		if (vm->vcpus_started)
+			backing__destroy(b);
+		else
+			backing__abort(b);
+	}
+	if (vm__exit_devices(vm, err, sizeof(err)) < 0) {
+		report("%s", err);
+		failed = true;
+	}
+	if (loop__exit(&vm->loop, err, sizeof(err)) < 0) {
+		report("%s", err);
+		failed = true;
+	}
+	if (vm__set_state(vm, VM_STOPPED, err, sizeof(err)) < 0) {
+		report("%s", err);
+		failed = true;
+	}
+	return failed ? EXIT_VMM_FAILURE : vm__exit_status(vm);
 }

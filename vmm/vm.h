@@ -3,13 +3,13 @@
 #define MEMVISOR_VM_H
 
 #include <pthread.h>
-#include <semaphore.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
 #include "bus.h"
 #include "device.h"
+#include "loop.h"
 #include "memory/backing.h"
 #include "memory/config.h"
 #include "memory/layout.h"
@@ -28,9 +28,20 @@ struct vcpu {
 
 struct serial;		/* devices/serial.c's own */
 
-/* Exit statuses of memvisor beside the guest's own (exit port) codes. */
-#define EXIT_CONFIG 1		/* rejected configuration or setup failure */
-#define EXIT_GUEST_CRASH 2	/* triple fault, internal KVM error */
+/*
+ * Exit statuses of memvisor beside the guest's own (exit port) codes and 128 + a stop signal
+ * (loop__signal_status). README.md lists them for users.
+ */
+#define EXIT_CONFIG 1		/* rejected configuration: main's die(), before any KVM or memory */
+#define EXIT_GUEST_CRASH 2	/* triple fault, KVM internal error, failed entry */
+#define EXIT_VMM_FAILURE 3	/* memvisor or the host failed once setup went past the checks */
+
+/*
+ * The VM's life. The only changes: CREATED -> RUNNING (main starts the vCPUs), CREATED or
+ * RUNNING -> STOPPING (vm__stop, any thread: the guest's exit, a crash, a signal, a failure),
+ * STOPPING -> STOPPED (the teardown is done). STOPPING before RUNNING means the vCPUs never ran.
+ */
+enum vm_state { VM_CREATED, VM_RUNNING, VM_STOPPING, VM_STOPPED };
 
 struct vm {
 	struct vm_config cfg;
@@ -51,21 +62,49 @@ struct vm {
 	struct gsi_alloc gsi;
 	struct mmio_window mmio_window;
 	struct devices devices;
+	bool devices_up;		/* the buses exist: vm__exit_devices has work */
 	struct serial *serial;
 
-	sem_t stopped;			/* posted when a vCPU decides the VM is over */
-	volatile bool stopping;
+	struct loop loop;		/* main waits here; vm__stop wakes it */
+	/*
+	 * enum vm_state in the low byte, the exit status above it: one word, changed only by
+	 * compare-and-swap, so the transition to VM_STOPPING and its status are seen together.
+	 */
+	uint32_t run_state;
 	bool vcpus_started;		/* the guest may have written to its memory since */
 	bool verbose;			/* -v: log each zone's mapping and the boot steps */
-	int exit_code;
 };
+
+/* A VM before setup: nothing open, nothing mapped, VM_CREATED. */
+void vm__init(struct vm *vm);
 
 /* Host address of guest physical [gpa, gpa+len), or NULL when not all in one RAM range. */
 void *vm__gpa_to_hva(struct vm *vm, uint64_t gpa, uint64_t len);
-/* Copy into guest memory during setup (main thread); dies when not guest RAM (a VMM bug). */
-void vm__write(struct vm *vm, uint64_t gpa, const void *src, uint64_t len);
-/* End the VM with this exit status (first caller wins); callable from any vCPU thread. */
-void vm__stop(struct vm *vm, int code);
+/* Copy into guest memory during setup: -1 and err when the range is not guest RAM. */
+int vm__write(struct vm *vm, uint64_t gpa, const void *src, uint64_t len, char *err,
+	      size_t errlen);
+
+const char *vm_state__name(enum vm_state s);
+/* Whether the state machine allows from -> to (VM_STOPPING is entered through vm__stop). */
+bool vm_state__allowed(enum vm_state from, enum vm_state to);
+enum vm_state vm__state(const struct vm *vm);
+/* STOPPING or STOPPED: vCPU threads leave their run loop, failures stop being reported. */
+bool vm__stopping(const struct vm *vm);
+/* The status vm__stop recorded (0 until then). */
+int vm__exit_status(const struct vm *vm);
+/* CREATED -> RUNNING or STOPPING -> STOPPED; any other change: -1, err, nothing changed. */
+int vm__set_state(struct vm *vm, enum vm_state to, char *err, size_t errlen);
+/*
+ * End the VM with this exit status (0-255, as exit(3) keeps it) and wake the main loop. Any
+ * thread. True for the call that moved the VM to STOPPING; later calls change nothing.
+ */
+bool vm__stop(struct vm *vm, int status);
+/*
+ * A failure where no caller can take an error (vCPU threads, device handlers): one line on
+ * stderr, unless the VM is ending already, then vm__stop with status.
+ */
+void vm__fail(struct vm *vm, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 /* Seconds since memvisor started; a clock that cannot be read stops the VM (vCPU context). */
 double vm__uptime(struct vm *vm);
 /*
@@ -73,26 +112,40 @@ double vm__uptime(struct vm *vm);
  * Needs no KVM: runs before /dev/kvm is opened. On failure nothing is left running: -1, err.
  */
 int vm__init_devices(struct vm *vm, char *err, size_t errlen);
-/* The devices in reverse order, then the buses; with the vCPUs stopped. */
-void vm__exit_devices(struct vm *vm);
+/* The devices in reverse order, then the buses; with the vCPUs stopped. First failure in err. */
+int vm__exit_devices(struct vm *vm, char *err, size_t errlen);
+/*
+ * The end of a stopping VM, from whatever point setup reached: vCPUs joined, KVM closed, guest
+ * memory unmapped (files put back as they were when the guest never ran, synced when it did),
+ * devices stopped, the loop closed; then VM_STOPPED. Each failure is reported on stderr and
+ * makes the status EXIT_VMM_FAILURE; otherwise it is vm__exit_status.
+ */
+int vm__teardown(struct vm *vm);
 
-/* kvm.c */
-void kvm__init(struct vm *vm);
-void kvm__register_memory(struct vm *vm);
-/* Called by devices on vCPU threads: a failure stops the VM with EXIT_GUEST_CRASH. */
+/* kvm.c: each returns 0, or -1 with one line in err; kvm__exit closes what kvm__init opened. */
+int kvm__init(struct vm *vm, char *err, size_t errlen);
+int kvm__register_memory(struct vm *vm, char *err, size_t errlen);
+/* Called by devices on vCPU threads: a failure stops the VM with EXIT_VMM_FAILURE. */
 void kvm__irq_line(struct vm *vm, uint32_t irq, int level);
-void kvm__exit(struct vm *vm);
+int kvm__exit(struct vm *vm, char *err, size_t errlen);
 
 /* arch/x86/cpu.c */
-void cpu__init(struct vm *vm, struct vcpu *v);
+int cpu__init(struct vm *vm, struct vcpu *v, char *err, size_t errlen);
 /*
  * Hand a KVM_EXIT_IO (string I/O included) or KVM_EXIT_MMIO of run to the PIO or MMIO bus.
  * False when the exit describes data outside run (run_size bytes for I/O): nothing is done.
  */
 bool cpu__emulate_io(struct vm *vm, struct kvm_run *run, size_t run_size);
 bool cpu__emulate_mmio(struct vm *vm, struct kvm_run *run);
-void cpu__start(struct vm *vm);
-void cpu__stop_all(struct vm *vm);
+/* A thread per boot vCPU; on failure, the ones started keep running until cpu__stop_all. */
+int cpu__start(struct vm *vm, char *err, size_t errlen);
+/*
+ * Kick and join the vCPU threads (the VM must be stopping). -1 when one could not be joined: it
+ * may still use its kvm_run, guest memory and the devices, so none of them may be undone.
+ */
+int cpu__stop_all(struct vm *vm, char *err, size_t errlen);
+/* Unmap each vCPU's kvm_run and close its fd, once cpu__stop_all succeeded. */
+int cpu__exit(struct vm *vm, char *err, size_t errlen);
 
 /* arch/x86/boot.c */
 struct boot_image;
@@ -101,7 +154,8 @@ struct boot_image *boot__load_kernel(const char *path, char *err, size_t errlen)
 int boot__load_initramfs(struct boot_image *img, const char *path, char *err, size_t errlen);
 /* Kernel segments must lie in boot RAM above 1 MiB; places the initramfs (if any). */
 int boot__check_kernel(struct boot_image *img, const struct layout *l, char *err, size_t errlen);
-void boot__setup(struct vm *vm, const struct boot_image *img);
+/* Write kernel, boot data and tables into guest memory; the message of what did not fit. */
+int boot__setup(struct vm *vm, const struct boot_image *img, char *err, size_t errlen);
 void boot__free(struct boot_image *img);
 
 #endif

@@ -194,6 +194,26 @@ def monitor_command(path: Path, command: str, timeout: float = 10) -> str:
         return f"(monitor: {e})"
 
 
+def stall_diagnosis(monitor: Path, samples: int = 3) -> str:
+    """Where the test host's vCPUs are, sampled a second apart, with the bytes at each RIP.
+    The signature of the QEMU 7.2 MTTCG bug (ci/testhost, --tcg-thread) is RIPs cycling through
+    the int3 handler and a kernel text address whose memory is no longer 0xcc; with nokaslr
+    they resolve against /proc/kallsyms of any boot of the test host's kernel."""
+    lines, rips = [], []
+    for i in range(samples):
+        regs = monitor_command(monitor, "info registers -a")
+        found = re.findall(r"RIP=([0-9a-f]+)", regs)
+        if not found:
+            return f"vCPU state: {regs[:300]}"
+        lines.append(f"vCPU RIPs, sample {i + 1}: {' '.join(found)}")
+        rips += [r for r in found if r not in rips]
+        if i + 1 < samples:
+            time.sleep(1)
+    for rip in rips[:8]:
+        lines.append(f"x/12xb {rip}: {monitor_command(monitor, f'x/12xb 0x{rip}')}")
+    return "\n".join(lines)
+
+
 def _tail(path: Path, lines: int = 25) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -211,7 +231,9 @@ def _one_testhost(cases: list[dict], todo: list[int], deliver: Callable[[int, Re
     BUILD.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=BUILD, prefix="batch.") as d:
         cases_file, stream = Path(d) / "cases.json", Path(d) / "results.jsonl"
-        console, monitor = Path(d) / "console", Path(d) / "monitor.sock"
+        console = Path(d) / "console"
+        # A unix socket path has at most 107 bytes; the work tree may be deep.
+        monitor = Path(tempfile.mkdtemp(prefix="mv-mon.")) / "sock"
         cases_file.write_text(json.dumps(batch))
         stream.touch()
         env = dict(os.environ, PYTHONPATH=f"{TOP / 'harness'}:{TOP}")
@@ -274,16 +296,17 @@ def _one_testhost(cases: list[dict], todo: list[int], deliver: Callable[[int, Re
                     print(f"  testhost: {line.rstrip()}", file=log, flush=True)
             if time.monotonic() > deadline and proc.poll() is None:
                 stalled = True
-                regs = monitor_command(monitor, "info registers -a")
-                rips = " ".join(re.findall(r"RIP=([0-9a-f]+)", regs)) or regs[:200]
+                cpu_state = stall_diagnosis(monitor)
                 _stop(proc)
                 break
         rc = proc.wait()
         collect()
+        monitor.unlink(missing_ok=True)
+        monitor.parent.rmdir()
         name = batch[under_way]["name"] if under_way is not None else "(boot)"
         if stalled:
-            why = (f"the test host stopped making progress during {name} (deadline passed; "
-                   f"vCPU RIPs {rips}) and was killed; its console:\n{_tail(console)}")
+            why = (f"the test host stopped making progress during {name} (deadline passed) "
+                   f"and was killed.\n{cpu_state}\n--- console:\n{_tail(console)}")
         else:
             why = (f"ci/testhost exited with status {rc} during {name}:\n"
                    + "\n".join(tail[-15:]) + f"\n--- console:\n{_tail(console)}")

@@ -60,6 +60,7 @@ def test_frozen_testhost_costs_one_case() -> None:
     assert res[1]["rc"] is None
     assert "stopped making progress during freeze" in res[1]["lost"]
     assert "TESTHOST-READY" in res[1]["lost"], "the console tail is part of the failure"
+    assert "vCPU RIPs, sample 3:" in res[1]["lost"], "the vCPUs' state comes from the monitor"
     assert res[2]["rc"] == 0 and res[2]["stdout"] == "two\n" and res[2]["testhost_boot"] == 2
     left = subprocess.run(["pgrep", "-f", "memvisor.inhost .*batch"], capture_output=True)
     assert left.returncode == 1, f"a test host of this run is still alive: {left.stdout!r}"

@@ -30,12 +30,9 @@ static int debug_port__init(struct vm *vm, char *err, size_t errlen)
 			     "debug-port", err, errlen);
 }
 
-static void debug_port__exit(struct vm *vm)
+static int debug_port__exit(struct vm *vm, char *err, size_t errlen)
 {
-	char err[256];
-
-	if (bus__unregister(&vm->pio, ISA_DEBUG_PORT, err, sizeof(err)) < 0)
-		die("%s", err);
+	return bus__unregister(&vm->pio, ISA_DEBUG_PORT, err, errlen);
 }
 
 const struct device_def debug_port_device = {

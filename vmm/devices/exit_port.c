@@ -26,12 +26,9 @@ static int exit_port__init(struct vm *vm, char *err, size_t errlen)
 			     "exit-port", err, errlen);
 }
 
-static void exit_port__exit(struct vm *vm)
+static int exit_port__exit(struct vm *vm, char *err, size_t errlen)
 {
-	char err[256];
-
-	if (bus__unregister(&vm->pio, ISA_EXIT_PORT, err, sizeof(err)) < 0)
-		die("%s", err);
+	return bus__unregister(&vm->pio, ISA_EXIT_PORT, err, errlen);
 }
 
 const struct device_def exit_port_device = {

@@ -35,15 +35,13 @@ struct serial {
 
 /*
  * A default mutex fails only when misused. Should it ever, the VM ends (reported once): this runs
- * on vCPU threads, where exit(1) would skip the teardown and claim a rejected configuration.
+ * on vCPU threads, where no caller can take an error.
  */
 static bool serial__check(struct serial *s, int e, const char *what)
 {
 	if (!e)
 		return true;
-	if (!s->vm->stopping)
-		fprintf(stderr, "memvisor: serial: %s: %s\n", what, strerror(e));
-	vm__stop(s->vm, EXIT_GUEST_CRASH);
+	vm__fail(s->vm, EXIT_VMM_FAILURE, "serial: %s: %s", what, strerror(e));
 	return false;
 }
 
@@ -66,13 +64,10 @@ static void serial__transmit(struct serial *s, uint8_t c)
 	while (n < 0 && errno == EINTR);
 	/*
 	 * A closed stdout (the harness went away; SIGPIPE is ignored) must not kill the guest.
-	 * Other errors end the VM, reported once: this runs on a vCPU thread, where exit(1) would
-	 * skip the teardown and claim a rejected configuration.
+	 * Other errors end the VM, reported once: this runs on a vCPU thread.
 	 */
-	if (n < 0 && errno != EPIPE && !s->vm->stopping) {
-		fprintf(stderr, "memvisor: --serial: write: %s\n", strerror(errno));
-		vm__stop(s->vm, EXIT_GUEST_CRASH);
-	}
+	if (n < 0 && errno != EPIPE)
+		vm__fail(s->vm, EXIT_VMM_FAILURE, "--serial: write: %s", strerror(errno));
 }
 
 static void serial__out(struct serial *s, unsigned reg, uint8_t v)
@@ -169,17 +164,23 @@ static const struct bus_ops serial_ops = {
 	.write = serial__write,
 };
 
-static void serial__close(struct vm *vm, struct serial *s)
+/* close() is where a network file system reports a write that did not make it. */
+static int serial__close(struct vm *vm, struct serial *s, char *err, size_t errlen)
 {
+	int r = 0;
+
 	if (s->owns_fd && close(s->out_fd) < 0)
-		die_perror("--serial: closing '%s'", vm->cfg.serial_file);
+		r = error(err, errlen, "--serial: closing '%s': %s", vm->cfg.serial_file,
+			  strerror(errno));
 	s->out_fd = -1;
+	return r;
 }
 
 /* Runs before /dev/kvm is opened: a bad --serial file= is refused before any guest memory. */
 static int serial__init(struct vm *vm, char *err, size_t errlen)
 {
 	struct serial *s = calloc(1, sizeof(*s));
+	char undo[256];
 	int e;
 
 	if (!s)
@@ -218,30 +219,34 @@ static int serial__init(struct vm *vm, char *err, size_t errlen)
 fail_gsi:
 	gsi__release(&vm->gsi, s->gsi);
 fail_lock:
+	/* Unlocked and never used: it cannot be busy. The error in err is the one to report. */
 	pthread_mutex_destroy(&s->lock);
 fail_fd:
-	serial__close(vm, s);
+	/* The file was only opened: nothing written that close could lose. */
+	serial__close(vm, s, undo, sizeof(undo));
 	free(s);
 	return -1;
 }
 
-static void serial__exit(struct vm *vm)
+static int serial__exit(struct vm *vm, char *err, size_t errlen)
 {
 	struct serial *s = vm->serial;
-	char err[256];
-	int e;
+	int e, r = 0;
 
 	if (!s)
-		return;
-	if (bus__unregister(&vm->pio, ISA_COM1_PORT, err, sizeof(err)) < 0)
-		die("%s", err);
+		return 0;
+	/* Each step is undone whatever the others did; the first failure is returned. */
+	if (bus__unregister(&vm->pio, ISA_COM1_PORT, err, errlen) < 0)
+		r = -1;
 	gsi__release(&vm->gsi, s->gsi);
 	e = pthread_mutex_destroy(&s->lock);
-	if (e)
-		die("serial: pthread_mutex_destroy: %s", strerror(e));
-	serial__close(vm, s);
+	if (e && !r)
+		r = error(err, errlen, "serial: pthread_mutex_destroy: %s", strerror(e));
+	if (serial__close(vm, s, err, r ? 0 : errlen) < 0)
+		r = -1;
 	free(s);
 	vm->serial = NULL;
+	return r;
 }
 
 const struct device_def serial_device = {

@@ -4,26 +4,21 @@
  *
  * Everything here is pure computation on the validated configuration: the backings, KVM slots,
  * ACPI tables and FDT all read struct layout, so this file is the one place addresses are chosen.
+ * Which NUMA node a range belongs to is numa.h's rule, not this file's.
  */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <string.h>
 
 #include "memory/layout.h"
+#include "memory/numa.h"
 #include "util.h"
 
 #define LIMIT_MSG "guest memory would end beyond the %llu GiB address limit"
 
-
-
 int layout__first_node(const struct vm_config *cfg)
 {
-	int first = -1;
-
-	for (int i = 0; i < cfg->nnuma; i++)
-		if (first < 0 || cfg->numa[i].guest_numa_id < cfg->numa[first].guest_numa_id)
-			first = i;
-	return first;
+	return numa__default_node(cfg);
 }
 
 const char *layout__kind_name(enum range_kind kind)
@@ -37,22 +32,6 @@ const char *layout__kind_name(enum range_kind kind)
 		return "virtio-mem";
 	}
 	return "unknown";
-}
-
-/*
- * A zone that validation left without a node while NUMA is configured would be memory the SRAT
- * does not cover, and Linux then drops NUMA altogether ("SRAT: PXMs only cover ..."). Such a
- * zone goes to the first node, the same rule the spec's defaults give unlisted vCPUs.
- */
-static int zone_node(const struct vm_config *cfg, int zone)
-{
-	int node = cfg->zones[zone].guest_node;
-
-	if (cfg->nnuma == 0)
-		return -1;
-	if (node >= 0 && node < cfg->nnuma)
-		return node;
-	return layout__first_node(cfg);
 }
 
 static int add_range(struct layout *l, enum range_kind kind, uint64_t gpa, uint64_t size, int zone,
@@ -101,7 +80,7 @@ static int place_zone(struct layout *l, const struct vm_config *cfg, int zi, uin
 		if (beyond_limit(gpa, chunk))
 			return config__zone_error(cfg, z, err, errlen, "size=%s: " LIMIT_MSG, config__size_str(z->size).s,
 					  LAYOUT_MAX_GPA / GiB);
-		if (add_range(l, RANGE_RAM, gpa, chunk, zi, off, zone_node(cfg, zi), err, errlen))
+		if (add_range(l, RANGE_RAM, gpa, chunk, zi, off, numa__zone_node(cfg, zi), err, errlen))
 			return -1;
 		gpa += chunk;
 		off += chunk;
@@ -162,7 +141,7 @@ int layout__build(struct layout *l, const struct vm_config *cfg, char *err, size
 		if (beyond_limit(cursor, size))
 			return error(err, errlen, "--memory: hotplug_size=%s: " LIMIT_MSG, config__size_str(size).s,
 				     LAYOUT_MAX_GPA / GiB);
-		if (add_range(l, RANGE_ACPI_HOTPLUG, cursor, size, -1, 0, layout__first_node(cfg),
+		if (add_range(l, RANGE_ACPI_HOTPLUG, cursor, size, -1, 0, numa__default_node(cfg),
 			      err, errlen))
 			return -1;
 		cursor += size;
@@ -181,7 +160,7 @@ int layout__build(struct layout *l, const struct vm_config *cfg, char *err, size
 					  config__size_str(z->hotplug_size).s, LAYOUT_MAX_GPA / GiB);
 		/* The zone's mapping is [boot RAM][virtio-mem region]: offset = boot size. */
 		if (add_range(l, RANGE_VIRTIO_MEM, cursor, z->hotplug_size, i, z->size,
-			      zone_node(cfg, i), err, errlen))
+			      numa__zone_node(cfg, i), err, errlen))
 			return -1;
 		cursor += z->hotplug_size;
 	}

@@ -5,28 +5,11 @@
 #include <stdio.h>
 #include "memory/config.h"
 
-/* x86_64 fixed addresses */
-#define LOW_RAM_END		0x000a0000ULL	/* legacy VGA/BIOS area starts here */
-#define HIGH_RAM_START		0x00100000ULL
-#define MMIO32_START		0xc0000000ULL	/* 32-bit MMIO hole: never RAM */
-#define MMIO32_END		0x100000000ULL
-#define RAM_64BIT_START		0x100000000ULL
-#define HOTPLUG_ALIGN		0x8000000ULL	/* 128 MiB: ACPI DIMM and virtio-mem areas */
+/* The PC's fixed addresses (the 32-bit MMIO hole, the boot data area) are the platform's. */
+#include "arch/x86/platform.h"
 
-/*
- * Boot data lives in [640 KiB, 1 MiB), which the E820 map reports as reserved: the guest never
- * mistakes it for free RAM, and the probe's memory test never has to step around it.
- */
-#define BOOT_GDT_ADDR		0x000a0000ULL
-#define PVH_START_INFO_ADDR	0x000a1000ULL
-#define PVH_MODLIST_ADDR	0x000a1800ULL
-#define PVH_MEMMAP_ADDR		0x000a2000ULL	/* up to 128 E820 entries */
-#define PVH_CMDLINE_ADDR	0x000b0000ULL
-#define PVH_CMDLINE_MAX		0x00010000ULL
-#define FDT_ADDR		0x000c0000ULL
-#define FDT_MAX			0x00010000ULL
-#define ACPI_TABLES_ADDR	0x000e0000ULL	/* RSDP first, then the tables: 0xe0000-0xfffff */
-#define ACPI_TABLES_MAX		0x00020000ULL
+/* A choice of the layout, not a fact of the platform: hotplug areas start 128 MiB aligned. */
+#define HOTPLUG_ALIGN		0x8000000ULL	/* 128 MiB: ACPI DIMM and virtio-mem areas */
 
 enum range_kind {
 	RANGE_RAM,		/* boot RAM of a zone */
@@ -62,7 +45,7 @@ struct layout {
 #define LAYOUT_PAGE_ALIGN	0x1000ULL	/* every range is a KVM slot: 4 KiB granular */
 
 int layout__build(struct layout *l, const struct vm_config *cfg, char *err, size_t errlen);
-/* Index into cfg->numa of the node with the lowest guest_numa_id; -1 without NUMA. */
+/* numa__default_node (numa.h): the node of the ACPI hotplug area and of zones in no --numa. */
 int layout__first_node(const struct vm_config *cfg);
 /* "ram", "acpi-hotplug", "virtio-mem": the names the JSON output and the FDT use. */
 const char *layout__kind_name(enum range_kind kind);

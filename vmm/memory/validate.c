@@ -12,6 +12,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 #include "memory/config.h"
+#include "memory/numa.h"
 #include "util.h"
 
 
@@ -212,14 +213,6 @@ static int check_memory(const struct vm_config *cfg, const struct host_info *hos
 	return 0;
 }
 
-static int node_index(const struct vm_config *cfg, uint32_t id)
-{
-	for (int i = 0; i < cfg->nnuma; i++)
-		if (cfg->numa[i].guest_numa_id == id)
-			return i;
-	return -1;
-}
-
 static int check_numa(struct vm_config *cfg, char *err, size_t errlen)
 {
 	int cpu_node[MAX_VCPUS];
@@ -228,17 +221,9 @@ static int check_numa(struct vm_config *cfg, char *err, size_t errlen)
 		cfg->zones[i].guest_node = -1;
 	if (!cfg->nnuma)
 		return 0;
-	for (int i = 0; i < cfg->nnuma; i++) {
-		if (node_index(cfg, cfg->numa[i].guest_numa_id) != i)
-			return error(err, errlen, "--numa: duplicate guest_numa_id %" PRIu32,
-				     cfg->numa[i].guest_numa_id);
-	}
 	/* The SLIT and the FDT distance map are indexed by guest_numa_id (DEVELOPERS.md) */
-	for (int i = 0; i < cfg->nnuma; i++)
-		if (cfg->numa[i].guest_numa_id >= (uint32_t)cfg->nnuma)
-			return error(err, errlen, "--numa: guest_numa_id %" PRIu32 " out of range: "
-				     "with %d nodes the ids are 0-%d", cfg->numa[i].guest_numa_id,
-				     cfg->nnuma, cfg->nnuma - 1);
+	if (numa__check_ids(cfg, err, errlen))
+		return -1;
 	for (int c = 0; c < MAX_VCPUS; c++)
 		cpu_node[c] = -1;
 	for (int i = 0; i < cfg->nnuma; i++) {
@@ -278,7 +263,8 @@ static int check_numa(struct vm_config *cfg, char *err, size_t errlen)
 		for (int j = 0; j < n->ndistances; j++) {
 			const struct numa_distance *d = &n->distances[j];
 
-			if (node_index(cfg, d->dest) < 0)
+			/* the ids are 0..N-1 by now */
+			if (d->dest >= (uint32_t)cfg->nnuma)
 				return error(err, errlen, "--numa: guest_numa_id=%" PRIu32 ": distance "
 					     "to unknown node %" PRIu32, id, d->dest);
 			for (int k = 0; k < j; k++)
@@ -296,10 +282,9 @@ static int check_numa(struct vm_config *cfg, char *err, size_t errlen)
 					     d->distance);
 		}
 	}
-	/* A zone in no node joins the lowest guest_numa_id, as unlisted vCPUs do (DEVELOPERS.md) */
+	/* A zone in no --numa joins the default node, as unlisted vCPUs do (numa.h) */
 	for (int i = 0; i < cfg->nzones; i++)
-		if (cfg->zones[i].guest_node < 0)
-			cfg->zones[i].guest_node = node_index(cfg, 0);
+		cfg->zones[i].guest_node = numa__zone_node(cfg, i);
 	return 0;
 }
 

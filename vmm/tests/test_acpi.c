@@ -84,8 +84,11 @@ static void build(struct tables *t, const struct vm_config *c)
 		fail_msg("layout__build: %s", err);
 	memset(acpi_buf, 0xa5, sizeof(acpi_buf));	/* so unset fields show */
 	memset(t, 0, sizeof(*t));
-	t->used = acpi__build(c, &l, acpi_buf, ACPI_TABLES_ADDR, sizeof(acpi_buf));
-	assert_true(t->used > 0 && t->used <= ACPI_TABLES_MAX);
+	t->used = acpi__build(c, &l, acpi_buf, ACPI_TABLES_ADDR, sizeof(acpi_buf), err,
+			      sizeof(err));
+	if (!t->used)
+		fail_msg("acpi__build: %s", err);
+	assert_true(t->used <= ACPI_TABLES_MAX);
 
 	t->rsdp = acpi_buf;
 	assert_memory_equal(t->rsdp, "RSD PTR ", 8);
@@ -589,7 +592,7 @@ static void test_limits(void **state)
 	static struct vm_config c;
 	static struct layout l;
 	struct tables t;
-	char err[256];
+	char err[256], want[64];
 	size_t used;
 
 	(void)state;
@@ -607,15 +610,24 @@ static void test_limits(void **state)
 	assert_int_equal(rd64(t.slit + 36), MAX_NUMA_NODES);
 
 	assert_int_equal(layout__build(&l, &c, err, sizeof(err)), 0);
-	used = acpi__build(&c, &l, acpi_buf, ACPI_TABLES_ADDR, sizeof(acpi_buf));
-	assert_int_equal(acpi__build(&c, &l, acpi_buf, ACPI_TABLES_ADDR, used), used);
-	assert_int_equal(acpi__build(&c, &l, acpi_buf, ACPI_TABLES_ADDR, used - 1), 0);
-	assert_int_equal(acpi__build(&c, &l, acpi_buf, ACPI_TABLES_ADDR, 64), 0);
-	assert_int_equal(acpi__build(&c, &l, acpi_buf, ACPI_TABLES_ADDR, 0), 0);
+	used = acpi__build(&c, &l, acpi_buf, ACPI_TABLES_ADDR, sizeof(acpi_buf), err, sizeof(err));
+	assert_int_equal(acpi__build(&c, &l, acpi_buf, ACPI_TABLES_ADDR, used, err, sizeof(err)),
+			 used);
+	/* Each failure says why in one line: the tables after the DSDT, or the DSDT's AML. */
+	assert_int_equal(acpi__build(&c, &l, acpi_buf, ACPI_TABLES_ADDR, used - 1, err,
+				     sizeof(err)), 0);
+	snprintf(want, sizeof(want), "ACPI tables do not fit in %zu bytes", used - 1);
+	assert_string_equal(err, want);
+	assert_int_equal(acpi__build(&c, &l, acpi_buf, ACPI_TABLES_ADDR, 64, err, sizeof(err)), 0);
+	assert_string_equal(err, "ACPI: DSDT: AML: more than the 64 bytes allowed");
+	assert_int_equal(acpi__build(&c, &l, acpi_buf, ACPI_TABLES_ADDR, 0, err, sizeof(err)), 0);
+	assert_string_equal(err, "ACPI tables do not fit in 0 bytes");
 
 	c.numa[1].guest_numa_id = 40;
 	assert_int_equal(layout__build(&l, &c, err, sizeof(err)), 0);
-	assert_int_equal(acpi__build(&c, &l, acpi_buf, ACPI_TABLES_ADDR, sizeof(acpi_buf)), 0);
+	assert_int_equal(acpi__build(&c, &l, acpi_buf, ACPI_TABLES_ADDR, sizeof(acpi_buf), err,
+				     sizeof(err)), 0);
+	assert_string_equal(err, "ACPI: no guest_numa_id 1: the SLIT needs ids 0..31");
 }
 
 /* ---- iasl ---- */

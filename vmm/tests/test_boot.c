@@ -399,7 +399,8 @@ static void test_setup_writes_guest_memory(void **state)
 	vm.nbackings = 1;
 	ram = vm.backings[0].host;
 	memset(ram + HIGH_RAM_START, 0xcc, 0x2000);	/* the bss must come out zeroed */
-	boot__setup(&vm, img);
+	if (boot__setup(&vm, img, err, sizeof(err)) < 0)
+		fail_msg("boot__setup: %s", err);
 	boot__free(img);
 
 	assert_int_equal(vm.pvh_entry, ENTRY);

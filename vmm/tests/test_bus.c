@@ -451,10 +451,11 @@ static void event(const char *what, const char *name)
 		event("init", #id);                                                           \
 		return (fails) ? error(err, errlen, "--" #id ": refused") : 0;                \
 	}                                                                                     \
-	static void id##_exit(struct vm *vm)                                                  \
+	static int id##_exit(struct vm *vm, char *err, size_t errlen)                         \
 	{                                                                                     \
 		(void)vm;                                                                     \
 		event("exit", #id);                                                           \
+		return (fails) ? error(err, errlen, "--" #id ": exit failed") : 0;            \
 	}                                                                                     \
 	static const struct device_def id##_dev = { .name = #id, .init = id##_init,          \
 						    .exit = id##_exit }
@@ -488,10 +489,10 @@ static void test_table_order(void **state)
 	events[0] = '\0';
 	assert_int_equal(devices__init(vm, good, ARRAY_SIZE(good), err, sizeof(err)), 0);
 	assert_int_equal(vm->devices.started, 4);
-	devices__exit(vm);
+	assert_int_equal(devices__exit(vm, err, sizeof(err)), 0);
 	assert_string_equal(events, "init a, init noexit, init b, init d, exit d, exit b, exit a");
 	assert_int_equal(vm->devices.started, 0);
-	devices__exit(vm);	/* nothing left: no event */
+	assert_int_equal(devices__exit(vm, err, sizeof(err)), 0);	/* nothing left: no event */
 	assert_string_equal(events, "init a, init noexit, init b, init d, exit d, exit b, exit a");
 
 	/* c refuses: b and a stop, in that order; c (half-made by itself) and d never run. */
@@ -500,7 +501,7 @@ static void test_table_order(void **state)
 	assert_string_equal(events, "init a, init b, init c, exit b, exit a");
 	assert_string_equal(err, "--c: refused");	/* the device's line, unchanged */
 	assert_int_equal(vm->devices.started, 0);
-	devices__exit(vm);
+	assert_int_equal(devices__exit(vm, err, sizeof(err)), 0);
 	assert_string_equal(events, "init a, init b, init c, exit b, exit a");
 
 	/* The first one failing leaves nothing to undo. */
@@ -512,11 +513,10 @@ static void test_table_order(void **state)
 /* A test VM holding the real devices: no KVM, serial output off. */
 static void real_vm(struct vm *vm)
 {
-	memset(vm, 0, sizeof(*vm));
-	vm->kvm_fd = vm->vm_fd = -1;
+	vm__init(vm);
 	vm->cfg.serial = SERIAL_OFF;
-	if (clock_gettime(CLOCK_MONOTONIC, &vm->start) < 0 || sem_init(&vm->stopped, 0, 0) < 0)
-		fail_msg("clock_gettime or sem_init: %s", strerror(errno));
+	if (clock_gettime(CLOCK_MONOTONIC, &vm->start) < 0)
+		fail_msg("clock_gettime: %s", strerror(errno));
 }
 
 static uint8_t inb(struct vm *vm, uint16_t port)
@@ -564,16 +564,15 @@ static void test_real_devices(void **state)
 
 	/* The exit port: a 32-bit write at its first port, status = the low byte. */
 	bus__write(&vm->pio, ISA_EXIT_PORT + 1, code, 1);
-	assert_false(vm->stopping);
+	assert_false(vm__stopping(vm));
 	bus__write(&vm->pio, ISA_EXIT_PORT, code, 4);
-	assert_true(vm->stopping);
-	assert_int_equal(vm->exit_code, 0x42);
+	assert_int_equal(vm__state(vm), VM_STOPPING);
+	assert_int_equal(vm__exit_status(vm), 0x42);
 
-	vm__exit_devices(vm);
+	assert_int_equal(vm__exit_devices(vm, err, sizeof(err)), 0);
 	assert_int_equal(vm->devices.started, 0);
 	assert_null(vm->serial);
 	assert_int_equal(vm->gsi.used, 0);
-	assert_int_equal(sem_destroy(&vm->stopped), 0);
 }
 
 /* A later device failing undoes the earlier ones: bus ranges, GSI, open file. */
@@ -603,7 +602,6 @@ static void test_real_devices_failing(void **state)
 	assert_int_equal(vm->gsi.used, 0);
 	assert_null(vm->serial);
 	bus__exit(&vm->pio);
-	assert_int_equal(sem_destroy(&vm->stopped), 0);
 }
 
 /* KVM's exits decoded onto the buses: rep outsb/insw, MMIO both ways, malformed exits. */

@@ -205,12 +205,13 @@ static void test_agrees_with_acpi(void **state)
 	uint64_t xsdt;
 	uint32_t xsdt_len;
 	size_t used;
+	char err[256];
 	int len;
 
 	(void)state;
 	cfg_three_nodes(&c);
 	build(&l, &c);
-	used = acpi__build(&c, &l, acpi, ACPI_TABLES_ADDR, sizeof(acpi));
+	used = acpi__build(&c, &l, acpi, ACPI_TABLES_ADDR, sizeof(acpi), err, sizeof(err));
 	assert_true(used > 0);
 	memcpy(&xsdt, acpi + 24, 8);
 	xsdt -= ACPI_TABLES_ADDR;

@@ -13,6 +13,7 @@
 #include "arch/x86/platform.h"
 #include "arch/x86/acpi.h"
 #include "arch/x86/aml.h"
+#include "memory/numa.h"
 #include "util.h"
 
 #define ACPI_OEM_ID		"MEMVSR"	/* 6 bytes */
@@ -132,56 +133,34 @@ static void sdt_checksum(uint8_t *t)
 	t[9] = checksum(t, len);
 }
 
+/* The DSDT lists as many processors as the MADT, SRAT and FDT do. */
 static unsigned vcpu_count(const struct vm_config *cfg)
 {
-	unsigned n = cfg->max_cpus > cfg->boot_cpus ? cfg->max_cpus : cfg->boot_cpus;
-
-	return n > MAX_VCPUS ? MAX_VCPUS : n;
+	return numa__vcpu_count(cfg);
 }
 
+/* One question to numa.h, for callers holding only the configuration (the tables' tests). */
 uint32_t acpi__cpu_node(const struct vm_config *cfg, unsigned cpu)
 {
-	int first;
+	struct numa n;
+	char err[128];
 
-	if (cpu < MAX_VCPUS)
-		for (int i = 0; i < cfg->nnuma; i++)
-			if (cfg->numa[i].cpus[cpu / 8] & (1u << (cpu % 8)))
-				return cfg->numa[i].guest_numa_id;
-	first = layout__first_node(cfg);
-	return first >= 0 ? cfg->numa[first].guest_numa_id : 0;
-}
-
-static bool find_distance(const struct numa_config *from, uint32_t dest, uint8_t *out)
-{
-	for (int k = 0; k < from->ndistances && k < MAX_NUMA_NODES; k++)
-		if (from->distances[k].dest == dest) {
-			*out = from->distances[k].distance;
-			return true;
-		}
-	return false;
+	if (numa__build(&n, cfg, NULL, err, sizeof(err)) || cpu >= n.nvcpus || n.vcpu_node[cpu] < 0)
+		return 0;
+	return (uint32_t)n.vcpu_node[cpu];
 }
 
 uint8_t acpi__distance(const struct vm_config *cfg, int i, int j)
 {
-	uint8_t d;
+	struct numa n;
+	char err[128];
 
 	if (i == j)
-		return 10;	/* the SLIT requires 10 on the diagonal, whatever was given */
-	if (i < 0 || j < 0 || i >= cfg->nnuma || j >= cfg->nnuma)
-		return 20;
-	if (find_distance(&cfg->numa[i], cfg->numa[j].guest_numa_id, &d) ||
-	    find_distance(&cfg->numa[j], cfg->numa[i].guest_numa_id, &d))
-		return d;
-	return 20;
-}
-
-/* Index into cfg->numa of guest_numa_id id, or -1. */
-static int node_index(const struct vm_config *cfg, uint32_t id)
-{
-	for (int i = 0; i < cfg->nnuma; i++)
-		if (cfg->numa[i].guest_numa_id == id)
-			return i;
-	return -1;
+		return NUMA_LOCAL_DISTANCE;
+	if (i < 0 || j < 0 || i >= cfg->nnuma || j >= cfg->nnuma ||
+	    numa__build(&n, cfg, NULL, err, sizeof(err)))
+		return NUMA_DEFAULT_DISTANCE;
+	return n.distance[cfg->numa[i].guest_numa_id][cfg->numa[j].guest_numa_id];
 }
 
 /* ---- DSDT ---- */
@@ -224,11 +203,12 @@ static void dsdt_cpu(struct aml *a, unsigned cpu, bool present)
 	aml__pkg_close(a);
 }
 
-static uint8_t *build_dsdt(struct acpi_buf *b, const struct vm_config *cfg)
+static uint8_t *build_dsdt(struct acpi_buf *b, const struct vm_config *cfg, char *err,
+			   size_t errlen)
 {
 	uint8_t *t = NULL;
 	struct aml a;
-	char err[128];
+	char why[128];
 
 	/* No AML larger than the whole buffer could fit in it: no need to build it further. */
 	aml__init(&a, b->size);
@@ -237,18 +217,17 @@ static uint8_t *build_dsdt(struct acpi_buf *b, const struct vm_config *cfg)
 	for (unsigned cpu = 0; cpu < vcpu_count(cfg); cpu++)
 		dsdt_cpu(&a, cpu, cpu < cfg->boot_cpus);
 	aml__pkg_close(&a);
-	/*
-	 * acpi__build can only say "does not fit", and that is what an AML error here is: the
-	 * names and values above are fixed, so the limit or the allocation is what failed.
-	 */
-	if (!aml__finish(&a, err, sizeof(err)))
-		t = acpi_alloc(b, ACPI_HEADER_SIZE + a.len);
+	/* The builder's own message says what failed: the limit, an allocation, a bad name. */
+	if (aml__finish(&a, why, sizeof(why)) < 0) {
+		error(err, errlen, "ACPI: DSDT: %s", why);
+		aml__free(&a);
+		return NULL;
+	}
+	t = acpi_alloc(b, ACPI_HEADER_SIZE + a.len);
 	if (t) {
 		memcpy(t + ACPI_HEADER_SIZE, a.buf, a.len);
 		sdt_header(t, "DSDT", (uint32_t)(ACPI_HEADER_SIZE + a.len), 2);
 		sdt_checksum(t);
-	} else {
-		b->full = true;
 	}
 	aml__free(&a);
 	return t;
@@ -277,14 +256,13 @@ static uint8_t *build_fadt(struct acpi_buf *b, uint64_t dsdt_gpa)
 	return t;
 }
 
-static uint8_t *build_madt(struct acpi_buf *b, const struct vm_config *cfg)
+static uint8_t *build_madt(struct acpi_buf *b, const struct numa *numa)
 {
-	unsigned n = vcpu_count(cfg);
 	size_t len = 44 + 12;
 	uint8_t *t, *e;
 
-	for (unsigned cpu = 0; cpu < n; cpu++)
-		len += acpi__apic_id(cpu) < 0xff ? 8 : 16;
+	for (unsigned cpu = 0; cpu < numa->nvcpus; cpu++)
+		len += numa->apic_id[cpu] < 0xff ? 8 : 16;
 	t = acpi_alloc(b, len);
 	if (!t)
 		return NULL;
@@ -292,9 +270,9 @@ static uint8_t *build_madt(struct acpi_buf *b, const struct vm_config *cfg)
 	put32(t + 36, LAPIC_ADDR);
 	/* flags 0: no PCAT_COMPAT; with a hardware-reduced FADT Linux never drives the 8259s */
 	e = t + 44;
-	for (unsigned cpu = 0; cpu < n; cpu++) {
-		uint32_t apic = acpi__apic_id(cpu);
-		uint32_t flags = cpu < cfg->boot_cpus ? MADT_ENABLED : MADT_ONLINE_CAPABLE;
+	for (unsigned cpu = 0; cpu < numa->nvcpus; cpu++) {
+		uint32_t apic = numa->apic_id[cpu];
+		uint32_t flags = cpu < numa->nboot ? MADT_ENABLED : MADT_ONLINE_CAPABLE;
 
 		/* 0xff is the xAPIC broadcast id: from there on only x2APIC entries work. */
 		if (apic < 0xff) {
@@ -322,24 +300,14 @@ static uint8_t *build_madt(struct acpi_buf *b, const struct vm_config *cfg)
 	return t;
 }
 
-/* Proximity domain of a layout range: its node's guest_numa_id. */
-static uint32_t range_domain(const struct vm_config *cfg, const struct mem_range *r)
+/* Memory affinity entries follow the layout's ranges, in order, hotplug areas included. */
+static uint8_t *build_srat(struct acpi_buf *b, const struct numa *numa, const struct layout *l)
 {
-	int node = r->guest_node >= 0 && r->guest_node < cfg->nnuma ? r->guest_node :
-								      layout__first_node(cfg);
-
-	return cfg->numa[node].guest_numa_id;
-}
-
-static uint8_t *build_srat(struct acpi_buf *b, const struct vm_config *cfg,
-			   const struct layout *l)
-{
-	unsigned n = vcpu_count(cfg);
 	size_t len = 48;
 	uint8_t *t, *e;
 
-	for (unsigned cpu = 0; cpu < n; cpu++)
-		len += acpi__apic_id(cpu) < 0xff ? 16 : 24;
+	for (unsigned cpu = 0; cpu < numa->nvcpus; cpu++)
+		len += numa->apic_id[cpu] < 0xff ? 16 : 24;
 	len += 40 * (size_t)l->nranges;
 	t = acpi_alloc(b, len);
 	if (!t)
@@ -351,8 +319,8 @@ static uint8_t *build_srat(struct acpi_buf *b, const struct vm_config *cfg,
 	 * Every possible vCPU is listed as enabled, present or not: the guest sizes its per-node
 	 * CPU maps at boot, and a vCPU hotplugged later must already have a node.
 	 */
-	for (unsigned cpu = 0; cpu < n; cpu++) {
-		uint32_t apic = acpi__apic_id(cpu), pxm = acpi__cpu_node(cfg, cpu);
+	for (unsigned cpu = 0; cpu < numa->nvcpus; cpu++) {
+		uint32_t apic = numa->apic_id[cpu], pxm = (uint32_t)numa->vcpu_node[cpu];
 
 		if (apic < 0xff) {
 			e[0] = SRAT_LAPIC_AFFINITY;
@@ -378,7 +346,7 @@ static uint8_t *build_srat(struct acpi_buf *b, const struct vm_config *cfg,
 
 		e[0] = SRAT_MEM_AFFINITY;
 		e[1] = 40;
-		put32(e + 2, range_domain(cfg, r));
+		put32(e + 2, (uint32_t)numa->range_node[i]);
 		put64(e + 8, r->gpa);
 		put64(e + 16, r->size);
 		put32(e + 28, r->kind == RANGE_RAM ? SRAT_ENABLED :
@@ -389,21 +357,19 @@ static uint8_t *build_srat(struct acpi_buf *b, const struct vm_config *cfg,
 	return t;
 }
 
-static uint8_t *build_slit(struct acpi_buf *b, const struct vm_config *cfg)
+/* Localities are the node ids 0..N-1, as numa.distance is indexed. */
+static uint8_t *build_slit(struct acpi_buf *b, const struct numa *numa)
 {
-	size_t n = (size_t)cfg->nnuma, len = 44 + n * n;
+	size_t n = (size_t)numa->nnodes, len = 44 + n * n;
 	uint8_t *t = acpi_alloc(b, len);
 
 	if (!t)
 		return NULL;
 	sdt_header(t, "SLIT", (uint32_t)len, 1);
 	put64(t + 36, n);
-	/* Localities are guest_numa_ids 0..N-1, which acpi__build checked. */
 	for (size_t from = 0; from < n; from++)
 		for (size_t to = 0; to < n; to++)
-			t[44 + from * n + to] =
-				acpi__distance(cfg, node_index(cfg, (uint32_t)from),
-					       node_index(cfg, (uint32_t)to));
+			t[44 + from * n + to] = numa->distance[from][to];
 	sdt_checksum(t);
 	return t;
 }
@@ -434,35 +400,46 @@ static void fill_rsdp(uint8_t *r, uint64_t xsdt_gpa)
 	r[32] = checksum(r, ACPI_RSDP_SIZE);
 }
 
+static size_t acpi__full(char *err, size_t errlen, size_t bufsize)
+{
+	error(err, errlen, "ACPI tables do not fit in %zu bytes", bufsize);
+	return 0;
+}
+
 size_t acpi__build(const struct vm_config *cfg, const struct layout *l, uint8_t *buf,
-		   uint64_t buf_gpa, size_t bufsize)
+		   uint64_t buf_gpa, size_t bufsize, char *err, size_t errlen)
 {
 	struct acpi_buf b = { .p = buf, .size = bufsize, .gpa = buf_gpa };
 	uint64_t tables[4];
 	int ntables = 0;
 	uint8_t *rsdp, *dsdt, *t;
+	struct numa numa;
+	char why[128];
 
-	/* The SLIT is indexed by guest_numa_id: anything but 0..N-1 cannot be described. */
-	for (int id = 0; id < cfg->nnuma; id++)
-		if (node_index(cfg, (uint32_t)id) < 0)
-			return 0;
-	rsdp = acpi_alloc(&b, ACPI_RSDP_SIZE);
-	dsdt = build_dsdt(&b, cfg);
-	if (!rsdp || !dsdt)
+	/* The SLIT is indexed by guest_numa_id: numa__build refuses anything but 0..N-1. */
+	if (numa__build(&numa, cfg, l, why, sizeof(why))) {
+		error(err, errlen, "ACPI: %s", why);
 		return 0;
+	}
+	rsdp = acpi_alloc(&b, ACPI_RSDP_SIZE);
+	if (!rsdp)
+		return acpi__full(err, errlen, bufsize);
+	dsdt = build_dsdt(&b, cfg, err, errlen);
+	if (!dsdt)
+		return b.full ? acpi__full(err, errlen, bufsize) : 0;
 	if ((t = build_fadt(&b, acpi_gpa(&b, dsdt))))
 		tables[ntables++] = acpi_gpa(&b, t);
-	if ((t = build_madt(&b, cfg)))
+	if ((t = build_madt(&b, &numa)))
 		tables[ntables++] = acpi_gpa(&b, t);
-	if (cfg->nnuma > 0) {
-		if ((t = build_srat(&b, cfg, l)))
+	if (numa.nnodes > 0) {
+		if ((t = build_srat(&b, &numa, l)))
 			tables[ntables++] = acpi_gpa(&b, t);
-		if ((t = build_slit(&b, cfg)))
+		if ((t = build_slit(&b, &numa)))
 			tables[ntables++] = acpi_gpa(&b, t);
 	}
 	t = build_xsdt(&b, tables, ntables);
 	if (b.full || !t)
-		return 0;
+		return acpi__full(err, errlen, bufsize);
 	fill_rsdp(rsdp, acpi_gpa(&b, t));
 	return b.used;
 }

@@ -6,23 +6,28 @@
 #include <stdint.h>
 #include "memory/config.h"
 #include "memory/layout.h"
+#include "memory/numa.h"
 
 /*
  * Build every table into buf, which the guest sees at guest physical address buf_gpa.
- * The RSDP is at buf_gpa. Returns the number of bytes used, or 0 when bufsize is too small
- * or the guest_numa_ids are not 0..N-1 (the SLIT is indexed by them).
+ * The RSDP is at buf_gpa. Returns the number of bytes used, or 0 with one line in err: bufsize
+ * is too small, the guest_numa_ids are not 0..N-1 (the SLIT is indexed by them), or the DSDT's
+ * AML could not be built (the builder's message).
  * SRAT and SLIT are built only when cfg->nnuma > 0.
  */
 size_t acpi__build(const struct vm_config *cfg, const struct layout *l, uint8_t *buf,
-		   uint64_t buf_gpa, size_t bufsize);
+		   uint64_t buf_gpa, size_t bufsize, char *err, size_t errlen);
 
-/* The APIC id of vCPU n: the same function feeds CPUID, MADT and SRAT. */
-static inline uint32_t acpi__apic_id(unsigned cpu) { return cpu; }
+/* The APIC id of vCPU n, for CPUID and KVM_CREATE_VCPU: the rule the tables take from numa.h. */
+static inline uint32_t acpi__apic_id(unsigned cpu) { return numa__apic_id(cpu); }
 
-/* Guest NUMA node (proximity domain) of vCPU n: its --numa node, else the first node. */
+/*
+ * The NUMA description (numa.h) of one vCPU and of one pair of nodes, for callers holding only a
+ * configuration: the tables' tests compare with them. acpi__cpu_node is the node id of vCPU n
+ * (0 without --numa, for n beyond max, or for ids numa__build refuses); acpi__distance takes
+ * indices into cfg->numa (10 for i == j, 20 for indices or ids numa__build cannot describe).
+ */
 uint32_t acpi__cpu_node(const struct vm_config *cfg, unsigned cpu);
-
-/* SLIT entry from node index i to node index j, with the spec's defaults applied. */
 uint8_t acpi__distance(const struct vm_config *cfg, int i, int j);
 
 #endif

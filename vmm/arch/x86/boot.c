@@ -263,21 +263,23 @@ void boot__free(struct boot_image *img)
 }
 
 /* boot__check_kernel has placed everything: these writes stay inside boot RAM. */
-static void boot__load_segments(struct vm *vm, const struct boot_image *img)
+static int boot__load_segments(struct vm *vm, const struct boot_image *img, char *err,
+			       size_t errlen)
 {
 	for (int i = 0; i < img->nsegments; i++) {
 		const struct boot_segment *s = &img->segments[i];
 		uint8_t *dst = vm__gpa_to_hva(vm, s->paddr, s->memsz);
 
 		if (!dst)
-			die("internal error: kernel segment at 0x%llx is not RAM",
-			    (unsigned long long)s->paddr);
+			return error(err, errlen, "internal error: kernel segment at 0x%llx is not "
+				     "RAM", (unsigned long long)s->paddr);
 		memcpy(dst, img->file + s->offset, s->filesz);
 		memset(dst + s->filesz, 0, s->memsz - s->filesz);
 	}
+	return 0;
 }
 
-void boot__setup(struct vm *vm, const struct boot_image *img)
+int boot__setup(struct vm *vm, const struct boot_image *img, char *err, size_t errlen)
 {
 	struct hvm_start_info si = { .magic = HVM_START_MAGIC, .version = 1 };
 	struct hvm_modlist_entry mods[MAX_MODULES];
@@ -289,42 +291,56 @@ void boot__setup(struct vm *vm, const struct boot_image *img)
 	size_t len;
 
 	if (n < 0)
-		die("E820 map does not fit");
+		return error(err, errlen, "the E820 map has more than %zu entries",
+			     ARRAY_SIZE(e820));
 	if (!acpi || !fdt)
-		die("the first memory zone must cover the boot data below 1 MiB");
-	boot__load_segments(vm, img);
+		return error(err, errlen, "the first memory zone must cover the boot data below "
+			     "1 MiB");
+	if (boot__load_segments(vm, img, err, errlen) < 0)
+		return -1;
 
 	for (int i = 0; i < n; i++)
 		memmap[i] = (struct hvm_memmap_entry){ e820[i].addr, e820[i].size, e820[i].type, 0 };
-	vm__write(vm, PVH_MEMMAP_ADDR, memmap, (uint64_t)n * sizeof(memmap[0]));
+	if (vm__write(vm, PVH_MEMMAP_ADDR, memmap, (uint64_t)n * sizeof(memmap[0]), err,
+		      errlen) < 0)
+		return -1;
 	si.memmap_paddr = PVH_MEMMAP_ADDR;
 	si.memmap_entries = (uint32_t)n;
 
 	len = vm->cfg.cmdline ? strlen(vm->cfg.cmdline) : 0;
 	if (len >= PVH_CMDLINE_MAX)	/* main refused it; longer would overwrite the FDT */
-		die("internal error: --cmdline of %zu bytes", len);
-	vm__write(vm, PVH_CMDLINE_ADDR, vm->cfg.cmdline ? vm->cfg.cmdline : "", len + 1);
+		return error(err, errlen, "internal error: --cmdline of %zu bytes", len);
+	if (vm__write(vm, PVH_CMDLINE_ADDR, vm->cfg.cmdline ? vm->cfg.cmdline : "", len + 1, err,
+		      errlen) < 0)
+		return -1;
 	si.cmdline_paddr = PVH_CMDLINE_ADDR;
 
-	len = acpi__build(&vm->cfg, &vm->layout, acpi, ACPI_TABLES_ADDR, ACPI_TABLES_MAX);
-	if (!len)
-		die("ACPI tables do not fit in %llu bytes", ACPI_TABLES_MAX);
+	if (!acpi__build(&vm->cfg, &vm->layout, acpi, ACPI_TABLES_ADDR, ACPI_TABLES_MAX, err,
+			 errlen))
+		return -1;
 	si.rsdp_paddr = ACPI_TABLES_ADDR;
 
 	/* Module order: the initramfs first (Linux takes module 0 as its initrd), then the FDT. */
 	if (img->initramfs) {
-		vm__write(vm, img->initramfs_addr, img->initramfs, img->initramfs_size);
+		if (vm__write(vm, img->initramfs_addr, img->initramfs, img->initramfs_size, err,
+			      errlen) < 0)
+			return -1;
 		mods[si.nr_modules++] = (struct hvm_modlist_entry){
 			.paddr = img->initramfs_addr, .size = img->initramfs_size,
 		};
 	}
 	len = fdt__build(&vm->cfg, &vm->layout, fdt, FDT_MAX);
 	if (!len)
-		die("the device tree does not fit in %llu bytes", FDT_MAX);
+		return error(err, errlen, "the device tree could not be built (more than %llu "
+			     "bytes, or guest_numa_ids not 0..N-1)", FDT_MAX);
 	mods[si.nr_modules++] = (struct hvm_modlist_entry){ .paddr = FDT_ADDR, .size = len };
-	vm__write(vm, PVH_MODLIST_ADDR, mods, si.nr_modules * sizeof(mods[0]));
+	if (vm__write(vm, PVH_MODLIST_ADDR, mods, si.nr_modules * sizeof(mods[0]), err,
+		      errlen) < 0)
+		return -1;
 	si.modlist_paddr = PVH_MODLIST_ADDR;
 
-	vm__write(vm, PVH_START_INFO_ADDR, &si, sizeof(si));
+	if (vm__write(vm, PVH_START_INFO_ADDR, &si, sizeof(si), err, errlen) < 0)
+		return -1;
 	vm->pvh_entry = img->entry;
+	return 0;
 }

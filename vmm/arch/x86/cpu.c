@@ -48,7 +48,7 @@ static struct kvm_segment segment(uint64_t desc, uint16_t sel)
 	};
 }
 
-static void cpu__setup_cpuid(struct vm *vm, struct vcpu *v)
+static int cpu__setup_cpuid(struct vm *vm, struct vcpu *v, char *err, size_t errlen)
 {
 	size_t sz = sizeof(struct kvm_cpuid2) + CPUID_MAX_ENTRIES * sizeof(struct kvm_cpuid_entry2);
 	struct kvm_cpuid2 *cpuid = calloc(1, sz);
@@ -56,10 +56,14 @@ static void cpu__setup_cpuid(struct vm *vm, struct vcpu *v)
 	int tsc_khz;
 
 	if (!cpuid)
-		die("out of memory");
+		return error(err, errlen, "vCPU %u: out of memory for CPUID", v->id);
 	cpuid->nent = CPUID_MAX_ENTRIES;
-	if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid) < 0)
-		die_perror("KVM_GET_SUPPORTED_CPUID");
+	if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid) < 0) {
+		error(err, errlen, "KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+		free(cpuid);
+		return -1;
+	}
+	/* Optional: without it the guest calibrates, so a failure only leaves the leaf out. */
 	tsc_khz = ioctl(v->fd, KVM_GET_TSC_KHZ, 0);
 
 	for (uint32_t i = 0; i < cpuid->nent; i++) {
@@ -95,13 +99,17 @@ static void cpu__setup_cpuid(struct vm *vm, struct vcpu *v)
 			.ebx = 1000000,	/* KVM's APIC timer runs at 1 GHz */
 		};
 	}
-	if (ioctl(v->fd, KVM_SET_CPUID2, cpuid) < 0)
-		die_perror("KVM_SET_CPUID2 for vCPU %u", v->id);
+	if (ioctl(v->fd, KVM_SET_CPUID2, cpuid) < 0) {
+		error(err, errlen, "KVM_SET_CPUID2 for vCPU %u: %s", v->id, strerror(errno));
+		free(cpuid);
+		return -1;
+	}
 	free(cpuid);
+	return 0;
 }
 
 /* The state the PVH ABI promises at the 32-bit entry point. */
-static void cpu__setup_pvh(struct vm *vm, struct vcpu *v)
+static int cpu__setup_pvh(struct vm *vm, struct vcpu *v, char *err, size_t errlen)
 {
 	static const uint16_t code = 0xc09b, data = 0xc093, tss = 0x008b;
 	uint64_t gdt[5] = {
@@ -117,9 +125,10 @@ static void cpu__setup_pvh(struct vm *vm, struct vcpu *v)
 		.rflags = 0x2,
 	};
 
-	vm__write(vm, BOOT_GDT_ADDR, gdt, sizeof(gdt));
+	if (vm__write(vm, BOOT_GDT_ADDR, gdt, sizeof(gdt), err, errlen) < 0)
+		return -1;
 	if (ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0)
-		die_perror("KVM_GET_SREGS");
+		return error(err, errlen, "KVM_GET_SREGS: %s", strerror(errno));
 	sregs.gdt.base = BOOT_GDT_ADDR;
 	sregs.gdt.limit = sizeof(gdt) - 1;
 	sregs.idt.base = 0;
@@ -131,30 +140,39 @@ static void cpu__setup_pvh(struct vm *vm, struct vcpu *v)
 	sregs.cr4 = 0;
 	sregs.efer = 0;
 	if (ioctl(v->fd, KVM_SET_SREGS, &sregs) < 0)
-		die_perror("KVM_SET_SREGS");
+		return error(err, errlen, "KVM_SET_SREGS: %s", strerror(errno));
 	if (ioctl(v->fd, KVM_SET_REGS, &regs) < 0)
-		die_perror("KVM_SET_REGS");
+		return error(err, errlen, "KVM_SET_REGS: %s", strerror(errno));
+	return 0;
 }
 
-void cpu__init(struct vm *vm, struct vcpu *v)
+/* On failure what was made stays in v (fd, kvm_run) for cpu__exit to undo. */
+int cpu__init(struct vm *vm, struct vcpu *v, char *err, size_t errlen)
 {
+	void *run;
 	int mmap_size;
 
 	v->vm = vm;
 	v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)acpi__apic_id(v->id));
 	if (v->fd < 0)
-		die_perror("KVM_CREATE_VCPU %u", v->id);
+		return error(err, errlen, "KVM_CREATE_VCPU %u: %s", v->id, strerror(errno));
 	mmap_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (mmap_size < 0)
+		return error(err, errlen, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
 	if (mmap_size < (int)sizeof(struct kvm_run))
-		die_perror("KVM_GET_VCPU_MMAP_SIZE");
+		return error(err, errlen, "KVM_GET_VCPU_MMAP_SIZE: %d bytes, kvm_run needs %zu",
+			     mmap_size, sizeof(struct kvm_run));
+	run = mmap(NULL, (size_t)mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+	if (run == MAP_FAILED)
+		return error(err, errlen, "mmap of vCPU %u's kvm_run: %s", v->id, strerror(errno));
+	v->run = run;
 	v->run_size = (size_t)mmap_size;
-	v->run = mmap(NULL, v->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
-	if (v->run == MAP_FAILED)
-		die_perror("mmap of vCPU %u's kvm_run", v->id);
-	cpu__setup_cpuid(vm, v);
+	if (cpu__setup_cpuid(vm, v, err, errlen) < 0)
+		return -1;
 	/* Only the BSP starts at the PVH entry; APs wait for INIT/SIPI in the in-kernel LAPIC. */
-	if (v->id == 0)
-		cpu__setup_pvh(vm, v);
+	if (v->id == 0 && cpu__setup_pvh(vm, v, err, errlen) < 0)
+		return -1;
+	return 0;
 }
 
 bool cpu__emulate_io(struct vm *vm, struct kvm_run *run, size_t run_size)
@@ -185,78 +203,77 @@ bool cpu__emulate_mmio(struct vm *vm, struct kvm_run *run)
 	return true;
 }
 
-static void cpu__report_crash(struct vcpu *v, const char *what)
+/* A guest crash: its registers say where, when KVM still gives them. */
+static void cpu__crash(struct vcpu *v, const char *what)
 {
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
 
 	if (ioctl(v->fd, KVM_GET_REGS, &regs) < 0 || ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0) {
-		fprintf(stderr, "memvisor: vCPU %u: %s\n", v->id, what);
+		vm__fail(v->vm, EXIT_GUEST_CRASH, "vCPU %u: %s", v->id, what);
 		return;
 	}
-	fprintf(stderr,
-		"memvisor: vCPU %u: %s at rip=0x%llx rsp=0x%llx cr0=0x%llx cr3=0x%llx cr4=0x%llx "
-		"efer=0x%llx\n",
-		v->id, what, (unsigned long long)regs.rip, (unsigned long long)regs.rsp,
-		(unsigned long long)sregs.cr0, (unsigned long long)sregs.cr3,
-		(unsigned long long)sregs.cr4, (unsigned long long)sregs.efer);
+	vm__fail(v->vm, EXIT_GUEST_CRASH, "vCPU %u: %s at rip=0x%llx rsp=0x%llx cr0=0x%llx "
+		 "cr3=0x%llx cr4=0x%llx efer=0x%llx", v->id, what, (unsigned long long)regs.rip,
+		 (unsigned long long)regs.rsp,
+		 (unsigned long long)sregs.cr0, (unsigned long long)sregs.cr3,
+		 (unsigned long long)sregs.cr4, (unsigned long long)sregs.efer);
 }
 
+/*
+ * Every way out of the loop goes through vm__stop, whose status says whose fault it was: the
+ * guest's (EXIT_GUEST_CRASH), memvisor's or the host's (EXIT_VMM_FAILURE), or a normal end.
+ * Nothing here may exit(): main must still join this thread and tear the VM down.
+ */
 static void *cpu__thread(void *arg)
 {
 	struct vcpu *v = arg;
 	struct vm *vm = v->vm;
 	struct kvm_run *run = v->run;
+	char why[128];
 
-	while (!vm->stopping) {
+	while (!vm__stopping(vm)) {
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
-			fprintf(stderr, "memvisor: KVM_RUN on vCPU %u: %s\n", v->id, strerror(errno));
-			vm__stop(vm, EXIT_GUEST_CRASH);
+			vm__fail(vm, EXIT_VMM_FAILURE, "KVM_RUN on vCPU %u: %s", v->id,
+				 strerror(errno));
 			break;
 		}
 		switch (run->exit_reason) {
 		case KVM_EXIT_IO:
-			if (!cpu__emulate_io(vm, run, v->run_size)) {
-				fprintf(stderr, "memvisor: vCPU %u: port I/O exit with %u x %u bytes "
-					"at offset %llu of kvm_run\n", v->id, run->io.count,
-					run->io.size, (unsigned long long)run->io.data_offset);
-				vm__stop(vm, EXIT_GUEST_CRASH);
-			}
+			/* KVM itself would have to be wrong: not the guest's doing. */
+			if (!cpu__emulate_io(vm, run, v->run_size))
+				vm__fail(vm, EXIT_VMM_FAILURE, "vCPU %u: port I/O exit with %u x "
+					 "%u bytes at offset %llu of kvm_run", v->id, run->io.count,
+					 run->io.size, (unsigned long long)run->io.data_offset);
 			break;
 		case KVM_EXIT_MMIO:
-			if (!cpu__emulate_mmio(vm, run)) {
-				fprintf(stderr, "memvisor: vCPU %u: MMIO exit of %u bytes\n", v->id,
-					run->mmio.len);
-				vm__stop(vm, EXIT_GUEST_CRASH);
-			}
+			if (!cpu__emulate_mmio(vm, run))
+				vm__fail(vm, EXIT_VMM_FAILURE, "vCPU %u: MMIO exit of %u bytes",
+					 v->id, run->mmio.len);
 			break;
 		case KVM_EXIT_HLT:
-			cpu__report_crash(v, "halted with interrupts off");
-			vm__stop(vm, EXIT_GUEST_CRASH);
+			cpu__crash(v, "halted with interrupts off");
 			break;
 		case KVM_EXIT_SHUTDOWN:
-			cpu__report_crash(v, "shutdown (triple fault)");
-			vm__stop(vm, EXIT_GUEST_CRASH);
+			cpu__crash(v, "shutdown (triple fault)");
 			break;
 		case KVM_EXIT_FAIL_ENTRY:
-			fprintf(stderr, "memvisor: vCPU %u: entry failed, reason 0x%llx\n", v->id,
-				(unsigned long long)run->fail_entry.hardware_entry_failure_reason);
-			vm__stop(vm, EXIT_GUEST_CRASH);
+			vm__fail(vm, EXIT_GUEST_CRASH, "vCPU %u: entry failed, reason 0x%llx",
+				 v->id, (unsigned long long)
+				 run->fail_entry.hardware_entry_failure_reason);
 			break;
 		case KVM_EXIT_INTERNAL_ERROR:
-			fprintf(stderr, "memvisor: vCPU %u: KVM internal error, suberror %u\n", v->id,
-				run->internal.suberror);
-			cpu__report_crash(v, "internal error");
-			vm__stop(vm, EXIT_GUEST_CRASH);
+			snprintf(why, sizeof(why), "KVM internal error, suberror %u",
+				 run->internal.suberror);
+			cpu__crash(v, why);
 			break;
 		case KVM_EXIT_INTR:
 			break;
 		default:
-			fprintf(stderr, "memvisor: vCPU %u: unexpected exit reason %u\n", v->id,
-				run->exit_reason);
-			vm__stop(vm, EXIT_GUEST_CRASH);
+			vm__fail(vm, EXIT_GUEST_CRASH, "vCPU %u: unexpected exit reason %u", v->id,
+				 run->exit_reason);
 			break;
 		}
 	}
@@ -268,29 +285,34 @@ static void cpu__kick_handler(int sig)
 	(void)sig;
 }
 
-void cpu__start(struct vm *vm)
+int cpu__start(struct vm *vm, char *err, size_t errlen)
 {
 	struct sigaction sa = { .sa_handler = cpu__kick_handler };
 
 	/* No SA_RESTART: the kick must make a blocked KVM_RUN return EINTR. */
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(KICK_SIGNAL, &sa, NULL) < 0)
-		die_perror("sigaction");
+	if (sigemptyset(&sa.sa_mask) < 0 || sigaction(KICK_SIGNAL, &sa, NULL) < 0)
+		return error(err, errlen, "sigaction(SIGUSR1): %s", strerror(errno));
 	for (unsigned i = 0; i < vm->cfg.boot_cpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
-		int err = pthread_create(&v->thread, NULL, cpu__thread, v);
+		int e;
 
-		if (err)
-			die("pthread_create for vCPU %u: %s", i, strerror(err));
+		/* From the first thread on, the guest may write its memory: files keep it. */
+		vm->vcpus_started = true;
+		e = pthread_create(&v->thread, NULL, cpu__thread, v);
+		if (e)
+			return error(err, errlen, "pthread_create for vCPU %u: %s", i, strerror(e));
 		v->started = true;
 	}
+	return 0;
 }
 
-void cpu__stop_all(struct vm *vm)
+int cpu__stop_all(struct vm *vm, char *err, size_t errlen)
 {
+	int r = 0;
+
 	for (unsigned i = 0; i < vm->cfg.boot_cpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
-		int err;
+		int e;
 
 		if (!v->started)
 			continue;
@@ -298,25 +320,44 @@ void cpu__stop_all(struct vm *vm)
 		v->run->immediate_exit = 1;
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 		/*
-		 * ESRCH: the thread has returned on its own already (vm->stopping), join reaps it.
-		 * Any other failure leaves a thread that may still use kvm_run: die before unmapping.
+		 * ESRCH: the thread has returned on its own already (the VM is stopping), join
+		 * reaps it. Any other failure leaves a thread that may block in KVM_RUN: joining it
+		 * could wait for ever, so it is left running, with everything it may use.
 		 */
-		err = pthread_kill(v->thread, KICK_SIGNAL);
-		if (err && err != ESRCH)
-			die("pthread_kill of vCPU %u: %s", i, strerror(err));
-		err = pthread_join(v->thread, NULL);
-		if (err)
-			die("pthread_join of vCPU %u: %s", i, strerror(err));
+		e = pthread_kill(v->thread, KICK_SIGNAL);
+		if (e && e != ESRCH) {
+			if (!r)
+				r = error(err, errlen, "pthread_kill of vCPU %u: %s", i,
+					  strerror(e));
+			continue;
+		}
+		e = pthread_join(v->thread, NULL);
+		if (e) {
+			if (!r)
+				r = error(err, errlen, "pthread_join of vCPU %u: %s", i,
+					  strerror(e));
+			continue;
+		}
 		v->started = false;
 	}
+	return r;
+}
+
+int cpu__exit(struct vm *vm, char *err, size_t errlen)
+{
+	int r = 0;
+
+	/* Every vCPU is undone whatever happens to the others; the first failure is returned. */
 	for (unsigned i = 0; i < vm->cfg.boot_cpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 
-		if (v->run && munmap(v->run, v->run_size) < 0)
-			die_perror("munmap kvm_run");
-		if (v->fd >= 0 && close(v->fd) < 0)
-			die_perror("close vCPU fd");
+		if (v->run && munmap(v->run, v->run_size) < 0 && !r)
+			r = error(err, errlen, "munmap of vCPU %u's kvm_run: %s", i,
+				  strerror(errno));
+		if (v->fd >= 0 && close(v->fd) < 0 && !r)
+			r = error(err, errlen, "close of vCPU %u's fd: %s", i, strerror(errno));
 		v->run = NULL;
 		v->fd = -1;
 	}
+	return r;
 }

@@ -1,15 +1,15 @@
 /*
  * The VM's topology as a flattened device tree: memory ranges with their NUMA nodes, vCPUs and
  * the distance matrix, in the node/property layout DEVELOPERS.md fixes. Our freestanding guests
- * read this instead of parsing ACPI, so both descriptions come from the same layout and the same
- * acpi__cpu_node/acpi__distance functions.
+ * read this instead of parsing ACPI; both descriptions read the same layout and the same NUMA
+ * description (numa.h), so they agree.
  *
  * Built with libfdt's sequential-write API: the tree is small and written once, in order.
  */
 #include <libfdt.h>
 
-#include "arch/x86/acpi.h"
 #include "arch/x86/fdt.h"
+#include "memory/numa.h"
 #include "util.h"
 
 /* Stop at the first libfdt error; the caller only needs to know that it failed. */
@@ -26,20 +26,17 @@ static int fdt_reg64(void *fdt, uint64_t addr, uint64_t size)
 	return fdt_property(fdt, "reg", reg, sizeof(reg));
 }
 
-static int memory_node(void *fdt, const struct vm_config *cfg, const struct mem_range *r)
+static int memory_node(void *fdt, const struct numa *numa, const struct layout *l, int i)
 {
+	const struct mem_range *r = &l->ranges[i];
 	char name[32];
 
 	snprintf(name, sizeof(name), "memory@%llx", (unsigned long long)r->gpa);
 	FDT_TRY(fdt_begin_node(fdt, name));
 	FDT_TRY(fdt_property_string(fdt, "device_type", "memory"));
 	FDT_TRY(fdt_reg64(fdt, r->gpa, r->size));
-	if (cfg->nnuma > 0) {
-		int node = r->guest_node >= 0 && r->guest_node < cfg->nnuma ?
-				   r->guest_node : layout__first_node(cfg);
-
-		FDT_TRY(fdt_property_u32(fdt, "numa-node-id", cfg->numa[node].guest_numa_id));
-	}
+	if (numa->nnodes > 0)
+		FDT_TRY(fdt_property_u32(fdt, "numa-node-id", (uint32_t)numa->range_node[i]));
 	if (r->kind != RANGE_RAM) {
 		FDT_TRY(fdt_property(fdt, "hotpluggable", NULL, 0));
 		FDT_TRY(fdt_property_string(fdt, "memvisor,kind", layout__kind_name(r->kind)));
@@ -52,17 +49,13 @@ static int memory_node(void *fdt, const struct vm_config *cfg, const struct mem_
  * Unit addresses are the reg value in hex, as the devicetree specification requires (dtc
  * warns otherwise); they equal the decimal vCPU index below 10.
  */
-static int cpus_node(void *fdt, const struct vm_config *cfg)
+static int cpus_node(void *fdt, const struct numa *numa)
 {
-	unsigned n = cfg->max_cpus > cfg->boot_cpus ? cfg->max_cpus : cfg->boot_cpus;
-
-	if (n > MAX_VCPUS)
-		n = MAX_VCPUS;
 	FDT_TRY(fdt_begin_node(fdt, "cpus"));
 	FDT_TRY(fdt_property_u32(fdt, "#address-cells", 1));
 	FDT_TRY(fdt_property_u32(fdt, "#size-cells", 0));
-	for (unsigned cpu = 0; cpu < n; cpu++) {
-		uint32_t apic = acpi__apic_id(cpu);
+	for (unsigned cpu = 0; cpu < numa->nvcpus; cpu++) {
+		uint32_t apic = numa->apic_id[cpu];
 		char name[24];
 
 		snprintf(name, sizeof(name), "cpu@%x", apic);
@@ -70,9 +63,10 @@ static int cpus_node(void *fdt, const struct vm_config *cfg)
 		FDT_TRY(fdt_property_string(fdt, "device_type", "cpu"));
 		FDT_TRY(fdt_property_u32(fdt, "reg", apic));
 		FDT_TRY(fdt_property_string(fdt, "status",
-					    cpu < cfg->boot_cpus ? "okay" : "disabled"));
-		if (cfg->nnuma > 0)
-			FDT_TRY(fdt_property_u32(fdt, "numa-node-id", acpi__cpu_node(cfg, cpu)));
+					    cpu < numa->nboot ? "okay" : "disabled"));
+		if (numa->nnodes > 0)
+			FDT_TRY(fdt_property_u32(fdt, "numa-node-id",
+						 (uint32_t)numa->vcpu_node[cpu]));
 		FDT_TRY(fdt_end_node(fdt));
 	}
 	FDT_TRY(fdt_end_node(fdt));
@@ -80,9 +74,9 @@ static int cpus_node(void *fdt, const struct vm_config *cfg)
 }
 
 /* Every ordered pair, diagonal included, so a reader never has to apply defaults itself. */
-static int distance_map_node(void *fdt, const struct vm_config *cfg)
+static int distance_map_node(void *fdt, const struct numa *numa)
 {
-	int n = cfg->nnuma, k = 0;
+	int n = numa->nnodes, k = 0;
 	fdt32_t *cells;
 	void *val;
 
@@ -93,25 +87,15 @@ static int distance_map_node(void *fdt, const struct vm_config *cfg)
 	cells = val;
 	for (int from = 0; from < n; from++)
 		for (int to = 0; to < n; to++) {
-			int i = -1, j = -1;
-
-			for (int x = 0; x < n; x++) {
-				if (cfg->numa[x].guest_numa_id == (uint32_t)from)
-					i = x;
-				if (cfg->numa[x].guest_numa_id == (uint32_t)to)
-					j = x;
-			}
-			if (i < 0 || j < 0)
-				return -1;	/* ids are not 0..N-1: no matrix to describe */
 			cells[k++] = cpu_to_fdt32((uint32_t)from);
 			cells[k++] = cpu_to_fdt32((uint32_t)to);
-			cells[k++] = cpu_to_fdt32(acpi__distance(cfg, i, j));
+			cells[k++] = cpu_to_fdt32(numa->distance[from][to]);
 		}
 	FDT_TRY(fdt_end_node(fdt));
 	return 0;
 }
 
-static int build(const struct vm_config *cfg, const struct layout *l, void *buf, int size)
+static int build(const struct numa *numa, const struct layout *l, void *buf, int size)
 {
 	FDT_TRY(fdt_create(buf, size));
 	FDT_TRY(fdt_finish_reservemap(buf));
@@ -120,10 +104,10 @@ static int build(const struct vm_config *cfg, const struct layout *l, void *buf,
 	FDT_TRY(fdt_property_u32(buf, "#size-cells", 2));
 	FDT_TRY(fdt_property_string(buf, "compatible", "memvisor,vm"));
 	for (int i = 0; i < l->nranges; i++)
-		FDT_TRY(memory_node(buf, cfg, &l->ranges[i]));
-	FDT_TRY(cpus_node(buf, cfg));
-	if (cfg->nnuma > 0)
-		FDT_TRY(distance_map_node(buf, cfg));
+		FDT_TRY(memory_node(buf, numa, l, i));
+	FDT_TRY(cpus_node(buf, numa));
+	if (numa->nnodes > 0)
+		FDT_TRY(distance_map_node(buf, numa));
 	FDT_TRY(fdt_end_node(buf));
 	FDT_TRY(fdt_finish(buf));
 	return 0;
@@ -131,7 +115,12 @@ static int build(const struct vm_config *cfg, const struct layout *l, void *buf,
 
 size_t fdt__build(const struct vm_config *cfg, const struct layout *l, void *buf, size_t bufsize)
 {
-	if (bufsize > INT32_MAX || build(cfg, l, buf, (int)bufsize) < 0)
+	struct numa numa;
+	char why[128];
+
+	/* The distance map is indexed by guest_numa_id: numa__build refuses anything but 0..N-1. */
+	if (bufsize > INT32_MAX || numa__build(&numa, cfg, l, why, sizeof(why)) ||
+	    build(&numa, l, buf, (int)bufsize) < 0)
 		return 0;
 	return fdt_totalsize(buf);
 }

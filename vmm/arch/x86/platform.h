@@ -1,9 +1,10 @@
 /*
- * Fixed facts of the PC platform memvisor presents, in one place: the legacy ISA ports and IRQs
- * that guests find without being told (no firmware table is needed to locate COM1), the in-kernel
- * IOAPIC's pins, and the fixed areas at the top of the 32-bit MMIO hole. Device files take their
- * ports and lines from here, or from the GSI and MMIO-window allocators (device.h), never from
- * literals of their own.
+ * Fixed facts of the PC platform memvisor presents, in one place: the fixed parts of the guest
+ * physical memory map (the legacy window, the 32-bit MMIO hole, where boot data goes), the
+ * legacy ISA ports and IRQs that guests find without being told (no firmware table is needed to
+ * locate COM1), the in-kernel IOAPIC's pins, and the fixed areas at the top of the 32-bit MMIO
+ * hole. Device files take their ports and lines from here, or from the GSI and MMIO-window
+ * allocators (device.h), never from literals of their own.
  *
  * acpi.c still spells COM1's port and IRQ, and the IOAPIC and LAPIC addresses, in its own bytes
  * and macros; the AML builder is to take them from here (device_def's dsdt hook).
@@ -11,7 +12,31 @@
 #ifndef MEMVISOR_ARCH_X86_PLATFORM_H
 #define MEMVISOR_ARCH_X86_PLATFORM_H
 
-#include "memory/layout.h"
+/*
+ * Guest physical memory of the PC: RAM from 0, except the legacy VGA/BIOS window [640 KiB,
+ * 1 MiB), which E820 reports as reserved, and the 32-bit MMIO hole [3 GiB, 4 GiB), which is never
+ * RAM; RAM continues at 4 GiB. memory/layout.c places the zones around these.
+ */
+#define LOW_RAM_END		0x000a0000ULL	/* legacy VGA/BIOS area starts here */
+#define HIGH_RAM_START		0x00100000ULL
+#define MMIO32_START		0xc0000000ULL	/* 32-bit MMIO hole: never RAM */
+#define MMIO32_END		0x100000000ULL
+#define RAM_64BIT_START		0x100000000ULL
+
+/*
+ * Boot data lives in [640 KiB, 1 MiB), which the E820 map reports as reserved: the guest never
+ * mistakes it for free RAM, and the probe's memory test never has to step around it.
+ */
+#define BOOT_GDT_ADDR		0x000a0000ULL
+#define PVH_START_INFO_ADDR	0x000a1000ULL
+#define PVH_MODLIST_ADDR	0x000a1800ULL
+#define PVH_MEMMAP_ADDR		0x000a2000ULL	/* up to 128 E820 entries */
+#define PVH_CMDLINE_ADDR	0x000b0000ULL
+#define PVH_CMDLINE_MAX		0x00010000ULL
+#define FDT_ADDR		0x000c0000ULL
+#define FDT_MAX			0x00010000ULL
+#define ACPI_TABLES_ADDR	0x000e0000ULL	/* RSDP first, then the tables: 0xe0000-0xfffff */
+#define ACPI_TABLES_MAX		0x00020000ULL
 
 /* COM1, as every PC since the 5150 places it. */
 #define ISA_COM1_PORT		0x3f8
