@@ -21,6 +21,14 @@ from . import backings
 from .stats import Figure, Ratio, figure, ratio
 
 MEMVISOR = HBUILD / "memvisor"
+# The fault guest's one vCPU thread pinned (a migration mid-phase would time two CPUs' TSCs and
+# caches), and the host settings its figures depend on stated on stderr: `_fault` records them.
+FAULT_CPU = 0
+FAULT_WRAP = ["sh", "-c", "echo \"fault-host: thp=$(sed 's/.*\\[\\(.*\\)\\].*/\\1/' "
+              "/sys/kernel/mm/transparent_hugepage/enabled) numa_balancing=$(cat "
+              "/proc/sys/kernel/numa_balancing 2>/dev/null || echo none) "
+              f"cpu={FAULT_CPU}\" >&2; exec taskset -c {FAULT_CPU} \"$@\"", "sh"]
+_FAULT_HOST = re.compile(r"^fault-host: thp=(\S*) numa_balancing=(\S*) cpu=(\d+)$", re.M)
 PROBE = HBUILD / "guests" / "probe.elf"
 FAULT = HBUILD / "guests" / "fault.elf"
 ZONE_DIR = "/tmp/memvisor-bench"          # tmpfs inside the test host: file backings go here
@@ -83,8 +91,8 @@ def cases(p: Params) -> list[dict[str, Any]]:
             argv = [str(MEMVISOR), "-v", "--serial", "tty", "--cpus", "boot=1",
                     *backings.memvisor_args(b, ram, ZONE_DIR), "--kernel", str(FAULT),
                     "--cmdline", f"size={p.fault_size // MiB}M"]
-            out.append({"name": f"fault/{b.name}/-/{i}", "argv": argv, "timeout": 90,
-                        "setup": setup + [NO_NUMA_BALANCING]})
+            out.append({"name": f"fault/{b.name}/-/{i}", "argv": [*FAULT_WRAP, *argv],
+                        "timeout": 90, "setup": setup + [NO_NUMA_BALANCING]})
             setup = []
         for b in selected(p):
             for prefault in (False, True):
@@ -172,7 +180,9 @@ def _fault(c: _Collector, b: str, r: dict[str, Any]) -> None:
     if rep.timer.ns is None:
         c.skip(f"guest.{b}", "the guest has no TSC frequency (ns_avg=unknown)")
         return
-    c.add(f"guest.{b}.timer_ns", rep.timer.ns, "ns/read", cycles=rep.timer.cycles)
+    m = _FAULT_HOST.search(r["stderr"])
+    host = {"thp": m[1], "numa_balancing": m[2], "pinned_cpu": int(m[3])} if m else {}
+    c.add(f"guest.{b}.timer_ns", rep.timer.ns, "ns/read", cycles=rep.timer.cycles, **host)
     floor_ns = rep.floor[1] if rep.floor else None
     if floor_ns:    # 0 where a touch takes under a cycle: no figure, every figure is positive
         c.add(f"guest.{b}.touch_floor_ns", floor_ns, "ns/touch")
@@ -192,7 +202,7 @@ def _fault(c: _Collector, b: str, r: dict[str, Any]) -> None:
                 continue
             c.add(name, ph.ns_avg, "ns/touch", stride=stride, pages=ph.pages,
                   timer_pct=ph.timer_pct, per_touch=ph.per_touch, timer_ns=rep.timer.ns,
-                  floor_ns=floor_ns)
+                  floor_ns=floor_ns, **host)
 
 
 def _boot(c: _Collector, b: str, variant: str, r: dict[str, Any]) -> None:
