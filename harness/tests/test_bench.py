@@ -207,7 +207,8 @@ def test_qemu_command_is_pvh_with_kvm() -> None:
     names = [c["name"] for c in cases]
     assert names.count("fault/anonymous/-/0") == 1 and "boot/anonymous/prefault/1" in names
     hf = next(c for c in cases if c["name"] == "hyperfine/qemu")
-    assert "-i" in hf["argv"] and hf["argv"][-1].startswith("qemu-system-x86_64 -accel kvm")
+    assert "-i" in hf["argv"] and hf["argv"][-1].startswith(
+        f"timeout -s KILL {guest.QEMU_RUN_S} qemu-system-x86_64 -accel kvm")
     assert next(c for c in cases if c["name"] == "hold/qemu/-/0")["hold_marker"] == "SUMMARY"
 
 
@@ -250,9 +251,11 @@ Pss:                  24 kB
 
 def test_parsing_canned_testhost_results(tmp_path: Path) -> None:
     p = guest.Params(repeat=1, exchange=tmp_path)
-    for name, secs, code in (("memvisor", [0.4, 0.5, 0.6], 0), ("qemu", [6.0, 7.0, 8.0], 1)):
+    # QEMU: one run of four hung and was killed by its bound: counted, not timed.
+    for name, secs, codes in (("memvisor", [0.4, 0.5, 0.6], [0] * 3),
+                              ("qemu", [6.0, 60.0, 7.0, 8.0], [1, guest.HUNG, 1, 1])):
         (tmp_path / f"hyperfine-{name}.json").write_text(json.dumps(
-            {"results": [{"command": name, "times": secs, "exit_codes": [code] * 3}]}))
+            {"results": [{"command": name, "times": secs, "exit_codes": codes}]}))
     zone = "memvisor: zone mem0 backing=anonymous_thp host=0x7f0000000000 size=134217728 page_size=4096\n"
     debug = "".join(f"memvisor: debug-port code=0x{c:02x} t_us={t}\n"
                     for c, t in ((1, 150000), (2, 150100), (0xfe, 300000)))
@@ -274,6 +277,7 @@ def test_parsing_canned_testhost_results(tmp_path: Path) -> None:
     assert figs["boot.anonymous.entry_ms"]["median"] == 150.0
     assert figs["boot.anonymous.prefault.exit_ms"]["median"] == 300.0
     assert figs["boot.qemu.process_ms"]["median"] == 7000.0
+    assert figs["boot.qemu.process_ms"]["n"] == 3 and figs["boot.qemu.process_ms"]["hung_runs"] == 1
     assert ratios["boot.memvisor_over_qemu.process"]["value"] == pytest.approx(500 / 7000)
     assert ratios["boot.anonymous.exit_over_qemu_process"]["value"] == pytest.approx(300 / 7000)
     assert figs["vmm.memvisor.rss_kb"]["median"] == 1024        # guest RAM left out
