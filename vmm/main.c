@@ -46,16 +46,14 @@ static struct boot_image *vm__load_boot_files(struct vm *vm)
 {
 	struct boot_image *img;
 	char err[512];
-	size_t len = vm->cfg.cmdline ? strlen(vm->cfg.cmdline) : 0;
 
 	if (!vm->cfg.kernel)
-		die("--kernel: missing (a PVH ELF image to boot)");
-	if (len >= PVH_CMDLINE_MAX)
-		die("--cmdline: %zu bytes, at most %llu", len, PVH_CMDLINE_MAX - 1);
+		die("--kernel: missing (a PVH ELF image or a Linux bzImage to boot)");
 	img = boot__load_kernel(vm->cfg.kernel, err, sizeof(err));
 	if (!img ||
 	    (vm->cfg.initramfs && boot__load_initramfs(img, vm->cfg.initramfs, err, sizeof(err)) < 0) ||
-	    boot__check_kernel(img, &vm->layout, err, sizeof(err)) < 0)
+	    boot__check_kernel(img, &vm->layout, err, sizeof(err)) < 0 ||
+	    boot__check_cmdline(img, vm->cfg.cmdline, err, sizeof(err)) < 0)
 		die("%s", err);
 	return img;
 }

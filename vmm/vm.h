@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "arch/x86/boot.h"
 #include "bus.h"
 #include "device.h"
 #include "loop.h"
@@ -52,7 +53,7 @@ struct vm {
 
 	int kvm_fd, vm_fd;
 	int nslots;
-	uint64_t pvh_entry;	/* guest physical 32-bit entry point */
+	struct boot_cpu boot_cpu;	/* the boot vCPU's entry state (boot__setup) */
 
 	struct vcpu vcpus[MAX_VCPUS];
 	struct timespec start;	/* when memvisor started: the debug port's time base */
@@ -146,16 +147,5 @@ int cpu__start(struct vm *vm, char *err, size_t errlen);
 int cpu__stop_all(struct vm *vm, char *err, size_t errlen);
 /* Unmap each vCPU's kvm_run and close its fd, once cpu__stop_all succeeded. */
 int cpu__exit(struct vm *vm, char *err, size_t errlen);
-
-/* arch/x86/boot.c */
-struct boot_image;
-/* These three run before any guest memory exists; each returns NULL/-1 with one line in err. */
-struct boot_image *boot__load_kernel(const char *path, char *err, size_t errlen);
-int boot__load_initramfs(struct boot_image *img, const char *path, char *err, size_t errlen);
-/* Kernel segments must lie in boot RAM above 1 MiB; places the initramfs (if any). */
-int boot__check_kernel(struct boot_image *img, const struct layout *l, char *err, size_t errlen);
-/* Write kernel, boot data and tables into guest memory; the message of what did not fit. */
-int boot__setup(struct vm *vm, const struct boot_image *img, char *err, size_t errlen);
-void boot__free(struct boot_image *img);
 
 #endif

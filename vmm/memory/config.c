@@ -73,7 +73,7 @@ static const struct arg_desc {
 	[ARG_CPUS] = { "cpus", A_KV, G_CPUS, false, "boot=N[,max=M]", "vCPUs" },
 	[ARG_BALLOON] = { "balloon", A_KV, G_BALLOON, false, "key=value,...", "virtio-balloon" },
 	[ARG_KERNEL] = { "kernel", A_STRING, 0, false, "PATH",
-			 "Guest kernel (required unless --print-layout)" },
+			 "Guest kernel: PVH ELF or Linux bzImage (required unless --print-layout)" },
 	[ARG_CMDLINE] = { "cmdline", A_STRING, 0, false, "STRING", "Guest kernel command line" },
 	[ARG_INITRAMFS] = { "initramfs", A_STRING, 0, false, "PATH", "Initial ramdisk" },
 	[ARG_SERIAL] = { "serial", A_SERIAL, 0, false, "tty|file=PATH|off",

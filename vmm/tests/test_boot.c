@@ -403,7 +403,7 @@ static void test_setup_writes_guest_memory(void **state)
 		fail_msg("boot__setup: %s", err);
 	boot__free(img);
 
-	assert_int_equal(vm.pvh_entry, ENTRY);
+	assert_int_equal(vm.boot_cpu.rip, ENTRY);
 	assert_memory_equal(ram + HIGH_RAM_START, im.b + LOAD_OFF, LOAD_FILESZ);
 	for (uint64_t i = LOAD_FILESZ; i < 0x2000; i++)
 		assert_int_equal(ram[HIGH_RAM_START + i], 0);

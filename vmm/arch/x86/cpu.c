@@ -1,4 +1,4 @@
-/* x86 vCPUs: CPUID, the PVH entry state, and the run loop (one thread per boot vCPU). */
+/* x86 vCPUs: CPUID, the boot protocol's entry state, the run loop (a thread per boot vCPU). */
 #include <linux/kvm.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -14,7 +14,10 @@
 #define KVM_CPUID_TIMING 0x40000010	/* TSC and APIC bus kHz, as VMware and QEMU define it */
 #define KICK_SIGNAL SIGUSR1
 
-/* The PVH ABI's GDT: null, null, flat 32-bit code (0x10), flat data (0x18), TSS (0x20). */
+/*
+ * The boot GDT: null, null, flat code (0x10), flat data (0x18), TSS (0x20): the selectors of the
+ * PVH ABI and of Linux's boot protocol (__BOOT_CS, __BOOT_DS).
+ */
 #define GDT_CODE 0x10
 #define GDT_DATA 0x18
 #define GDT_TSS 0x20
@@ -108,10 +111,17 @@ static int cpu__setup_cpuid(struct vm *vm, struct vcpu *v, char *err, size_t err
 	return 0;
 }
 
-/* The state the PVH ABI promises at the 32-bit entry point. */
-static int cpu__setup_pvh(struct vm *vm, struct vcpu *v, char *err, size_t errlen)
+/*
+ * The entry state the boot protocol asked for (vm->boot_cpu): flat segments from a GDT of our
+ * own, 32-bit protected mode without paging (PVH) or 64-bit mode on the protocol's page tables
+ * (Linux), interrupts off.
+ */
+static int cpu__setup_boot(struct vm *vm, struct vcpu *v, char *err, size_t errlen)
 {
-	static const uint16_t code = 0xc09b, data = 0xc093, tss = 0x008b;
+	const struct boot_cpu *b = &vm->boot_cpu;
+	bool long_mode = b->mode == BOOT_CPU_LONG64;
+	/* 64-bit code has L set and D clear; the data descriptor is the same in both modes. */
+	uint16_t code = long_mode ? 0xa09b : 0xc09b, data = 0xc093, tss = 0x008b;
 	uint64_t gdt[5] = {
 		0, 0,
 		gdt_entry(code, 0, 0xfffff),
@@ -120,8 +130,9 @@ static int cpu__setup_pvh(struct vm *vm, struct vcpu *v, char *err, size_t errle
 	};
 	struct kvm_sregs sregs;
 	struct kvm_regs regs = {
-		.rip = vm->pvh_entry,
-		.rbx = PVH_START_INFO_ADDR,
+		.rip = b->rip,
+		.rbx = b->rbx,
+		.rsi = b->rsi,
 		.rflags = 0x2,
 	};
 
@@ -136,9 +147,16 @@ static int cpu__setup_pvh(struct vm *vm, struct vcpu *v, char *err, size_t errle
 	sregs.cs = segment(gdt[2], GDT_CODE);
 	sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = segment(gdt[3], GDT_DATA);
 	sregs.tr = segment(gdt[4], GDT_TSS);
-	sregs.cr0 = 0x11;	/* PE | ET: protected mode, paging off */
-	sregs.cr4 = 0;
-	sregs.efer = 0;
+	if (long_mode) {
+		sregs.cr0 = 0x80000011;	/* PG | ET | PE */
+		sregs.cr3 = b->cr3;
+		sregs.cr4 = 0x20;	/* PAE: long mode needs it */
+		sregs.efer = 0x500;	/* LMA | LME */
+	} else {
+		sregs.cr0 = 0x11;	/* PE | ET: protected mode, paging off */
+		sregs.cr4 = 0;
+		sregs.efer = 0;
+	}
 	if (ioctl(v->fd, KVM_SET_SREGS, &sregs) < 0)
 		return error(err, errlen, "KVM_SET_SREGS: %s", strerror(errno));
 	if (ioctl(v->fd, KVM_SET_REGS, &regs) < 0)
@@ -169,8 +187,8 @@ int cpu__init(struct vm *vm, struct vcpu *v, char *err, size_t errlen)
 	v->run_size = (size_t)mmap_size;
 	if (cpu__setup_cpuid(vm, v, err, errlen) < 0)
 		return -1;
-	/* Only the BSP starts at the PVH entry; APs wait for INIT/SIPI in the in-kernel LAPIC. */
-	if (v->id == 0 && cpu__setup_pvh(vm, v, err, errlen) < 0)
+	/* Only the BSP starts at the kernel's entry; APs wait for INIT/SIPI in the in-kernel LAPIC. */
+	if (v->id == 0 && cpu__setup_boot(vm, v, err, errlen) < 0)
 		return -1;
 	return 0;
 }

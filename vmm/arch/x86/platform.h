@@ -31,8 +31,11 @@
 #define PVH_START_INFO_ADDR	0x000a1000ULL
 #define PVH_MODLIST_ADDR	0x000a1800ULL
 #define PVH_MEMMAP_ADDR		0x000a2000ULL	/* up to 128 E820 entries */
-#define PVH_CMDLINE_ADDR	0x000b0000ULL
-#define PVH_CMDLINE_MAX		0x00010000ULL
+#define LINUX_BOOT_PARAMS_ADDR	0x000a3000ULL	/* Linux's zero page: 4 KiB */
+#define LINUX_PAGE_TABLES_ADDR	0x000a4000ULL	/* [0, 4 GiB) identity map for the 64-bit entry */
+#define LINUX_PAGE_TABLES_SIZE	0x00006000ULL	/* PML4, PDPT, 4 page directories of 2 MiB pages */
+#define BOOT_CMDLINE_ADDR	0x000b0000ULL	/* either protocol's command line */
+#define BOOT_CMDLINE_MAX	0x00010000ULL
 #define FDT_ADDR		0x000c0000ULL
 #define FDT_MAX			0x00010000ULL
 #define ACPI_TABLES_ADDR	0x000e0000ULL	/* RSDP first, then the tables: 0xe0000-0xfffff */
