@@ -1,6 +1,6 @@
 # memvisor — `make conformance` is the main job, `make test` the tests. Both install what they lack.
 #
-#   make            build build/memvisor and the guests
+#   make            build build/memvisor and the guests (make linux-guest: the Linux guest)
 #   make test       cmocka unit tests, then the pytest suite (host-native and test-host tests)
 #   make conformance  the full conformance matrix (harness/, conformance/)
 #   make bench      benchmarks; make bench-check compares with bench/baseline.json
@@ -40,7 +40,7 @@ SHARD    ?=
 HEADERS  := libfdt.h numa.h json-c/json.h microhttpd.h curl/curl.h cmocka.h
 MISSING  := $(strip $(foreach h,$(HEADERS),$(if $(wildcard /usr/include/$(h) /usr/include/*/$(h)),,$(h))))
 ifneq ($(MISSING),)
-ifeq ($(filter deps test conformance bench bench-check clean,$(MAKECMDGOALS)),)
+ifeq ($(filter deps test conformance bench bench-check clean linux-guest,$(MAKECMDGOALS)),)
 $(error missing $(MISSING): run `make deps` as root (ci/deps.sh installs the Debian packages), or use `make test` / `make conformance`, which install them first)
 endif
 endif
@@ -66,6 +66,7 @@ $(BUILD)/tests/%: vmm/tests/%.c $(LIB_OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
 include guests/guests.mk
+include guests/linux/linux.mk
 
 # The unit tests run from the top of the tree (some read vmm/memory/*.def or write to build/).
 unit: $(TEST_BINS)
@@ -75,11 +76,11 @@ pytest:
 	$(PYTHON) -m pytest -q harness/tests
 
 test: deps
-	@$(MAKE) --no-print-directory all unit
+	@$(MAKE) --no-print-directory all linux-guest unit
 	@$(MAKE) --no-print-directory pytest
 
 conformance: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all linux-guest
 	$(PYTHON) -m conformance run $(if $(SHARD),--shard $(SHARD) --out build/conformance/shard-$(subst /,-of-,$(SHARD)))
 
 # BENCH_ARGS: e.g. make bench BENCH_ARGS="--size 256M --repeat 3" (see bench/README.md)
@@ -98,6 +99,6 @@ $(BUILD)/bench/native: bench/native.c $(LIB_OBJS)
 -include $(BUILD)/bench/native.d
 
 clean:
-	rm -rf build/obj build/asan build/tests build/memvisor build/guests
+	rm -rf build/obj build/asan build/tests build/memvisor build/guests build/linux
 
 -include $(shell find $(BUILD)/obj $(BUILD)/guests -name '*.d' 2>/dev/null)

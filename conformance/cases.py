@@ -31,6 +31,8 @@ from memvisor.oracle import Expectation, HostFacts, Rejection, RULES, evaluate
 from memvisor.pairwise import Pairwise, allpairs
 from memvisor.sizes import parse_size
 
+from . import linux
+
 PROBE = BUILD / "guests" / "probe.elf"
 CMDLINE = "hold=1"        # the probe prints its report, then halts until the harness stops it
 ZONE_FILE2 = "/tmp/memvisor-zone1.img"
@@ -49,6 +51,9 @@ class Case:
     setup: tuple[str, ...] = ()       # shell commands inside the test host, before the VMM
     teardown: tuple[str, ...] = ()    # after it
     files: tuple[str, ...] = ()       # paths whose state the runner records afterwards
+    guest: str = "probe"              # "probe", or "linux" (conformance/linux.py)
+    end: str = "hold"                 # how the guest ends: hold (SIGTERM after the report) or,
+                                      # for Linux, poweroff, reboot or panic
 
     @property
     def valid(self) -> bool:
@@ -505,7 +510,15 @@ def _full() -> tuple[Case, ...]:
         seen[key] = c
         names.add(c.name)
         out.append(c)
-    quick = set(QUICK)
+    # Linux cases come after the deduplication: the same configuration under another guest.
+    for lc in linux.CASES:
+        c = make_case(lc.name, linux.config(lc), "linux", f"boot:{lc.boot}", f"end:{lc.end}")
+        if c.name in names or not c.valid:
+            raise ValueError(f"Linux case {c.name}: duplicate name or not a valid configuration")
+        c.guest, c.end = "linux", lc.end
+        names.add(c.name)
+        out.append(c)
+    quick = set(QUICK) | set(linux.QUICK)
     missing = quick - names
     if missing:
         raise ValueError(f"QUICK names no case: {sorted(missing)}")

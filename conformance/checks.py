@@ -52,8 +52,9 @@ def setup_failures(result: dict) -> list[str]:
 def check_boot(exp: Expectation, result: dict, layout: dict | None) -> list[str]:
     """A valid configuration: the guest held after a clean report, the host state matches."""
     if result["timed_out"]:
+        vcpus = [ln for ln in result.get("stderr", "").splitlines() if " at stop: " in ln]
         return ["the guest did not finish its report in time; where memvisor's threads were:",
-                result.get("stuck", "")] + setup_failures(result)
+                result.get("stuck", ""), "and its vCPUs:", *vcpus] + setup_failures(result)
     if "during" not in result:
         return [f"memvisor exited with status {result['rc']} before the guest's report was "
                 f"complete"]

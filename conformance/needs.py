@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from memvisor import venue
 from memvisor.oracle import Expectation, HostFacts, evaluate
 
 from .cases import Case, testhost_facts
@@ -55,6 +56,10 @@ def _size(n: int) -> str:
 def unmet(case: Case, here: HostFacts) -> str | None:
     """Why `case` cannot run on a host with `here`'s facts, or None when it can."""
     needs: list[str] = []
+    if case.guest == "linux":
+        why_not = venue.native_linux()
+        if why_not:
+            needs.append(f"a KVM that runs Debian's kernel ({why_not})")
     if isinstance(case.expect, Expectation):
         pages: dict[tuple[int, int | None], int] = {}
         for z in case.expect.zones:

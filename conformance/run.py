@@ -24,7 +24,8 @@ from memvisor.runner import run_cases
 
 from . import cases as matrix
 from . import needs, results
-from .checks import check_boot, check_rejection
+from . import linux
+from .checks import check_boot, check_host, check_rejection, setup_failures
 from .results import Outcome
 
 OUT = BUILD / "conformance"
@@ -35,11 +36,11 @@ def inhost_case(case: matrix.Case, driver: MemvisorDriver) -> dict:
     return {
         "name": case.name,
         "argv": driver.command(case.config),
-        "hold_marker": "SUMMARY:" if case.valid else None,
+        "hold_marker": "SUMMARY:" if case.valid and case.end == "hold" else None,
         "setup": list(case.setup),
         "teardown": list(case.teardown),
         "files": list(case.files),
-        "timeout": CASE_TIMEOUT_S,
+        "timeout": linux.CASE_TIMEOUT_S if case.guest == "linux" else CASE_TIMEOUT_S,
         # --print-layout checks against the host it runs on: the case's own.
         "layout_argv": driver.layout_command(case.config) if case.valid else None,
     }
@@ -53,11 +54,25 @@ def check(case: matrix.Case, result: dict) -> list[str]:
         return [f"lost: {result['lost']}"]
     if not case.valid:
         return check_rejection(case.expect, result)
+    if case.guest == "linux":
+        return check_linux(case, result)
     lay = result.get("layout") or {}
     if lay.get("rc") != 0:
         failures = [f"--print-layout refused a valid configuration: {lay.get('stderr', '').strip()}"]
         return failures + check_boot(case.expect, result, None)
     return check_boot(case.expect, result, json.loads(lay["stdout"]))
+
+
+def check_linux(case: matrix.Case, result: dict) -> list[str]:
+    """The Linux guest's report and end; the host while it held, as for the probe."""
+    if result["timed_out"]:
+        return check_boot(case.expect, result, None)
+    bad = linux.check(case.expect, case.end, result)
+    if case.end == "hold" and "during" in result:
+        bad += check_host(case.expect, result)
+    if (result.get("layout") or {}).get("rc") != 0:
+        bad.append("--print-layout refused a valid configuration")
+    return bad + setup_failures(result)
 
 
 def shard_of(name: str, n: int) -> int:

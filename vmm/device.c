@@ -53,6 +53,15 @@ int devices__exit(struct vm *vm, char *err, size_t errlen)
 	return r;
 }
 
+void devices__dsdt(const void *opaque, struct aml *aml)
+{
+	const struct vm *vm = opaque;
+
+	for (size_t i = 0; i < vm->devices.started; i++)
+		if (vm->devices.table[i]->dsdt)
+			vm->devices.table[i]->dsdt(vm, aml);
+}
+
 int gsi__init(struct gsi_alloc *a, uint32_t first_dynamic, uint32_t nr, char *err, size_t errlen)
 {
 	if (nr > GSI_MAX || first_dynamic > nr)

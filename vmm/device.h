@@ -29,13 +29,12 @@ struct device_def {
 	 */
 	int (*exit)(struct vm *vm, char *err, size_t errlen);
 	/*
-	 * Optional, NULL for every device so far; nothing calls them yet. The AML builder
-	 * (arch/x86/aml.h) will call dsdt to append the device's Device() object (_HID, and a _CRS
-	 * from the resources init got) to the DSDT: its errors are sticky in aml, so no return value.
-	 * The FDT builder will call fdt to add the device's node under parent, returning 0 or a
-	 * libfdt error.
+	 * Optional. Append the device's objects to the DSDT (arch/x86/aml.h), at its root: a
+	 * device under \_SB_ opens that Scope itself. Called once the device started, with the
+	 * resources init got; the builder's errors are sticky, so there is no return value.
 	 */
 	void (*dsdt)(const struct vm *vm, struct aml *aml);
+	/* Optional, NULL for every device so far and not called yet: the device's FDT node. */
 	int (*fdt)(const struct vm *vm, void *fdt, int parent);
 };
 
@@ -57,6 +56,9 @@ int devices__init(struct vm *vm, const struct device_def *const *table, size_t n
  * the others did: -1 with the first failure in err.
  */
 int devices__exit(struct vm *vm, char *err, size_t errlen);
+
+/* Every started device's DSDT contribution, in start order: acpi__build's devices_aml. */
+void devices__dsdt(const void *vm, struct aml *aml);
 
 /*
  * GSIs [0, nr): lines below first_dynamic are fixed by the platform (ISA IRQs) and can only be

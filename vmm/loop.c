@@ -127,6 +127,23 @@ int loop__add(struct loop *l, int fd, const char *name, loop_ready_fn ready, cha
 	return 0;
 }
 
+int loop__remove(struct loop *l, int fd, char *err, size_t errlen)
+{
+	for (int i = 0; i < l->nsources; i++) {
+		struct loop_source *src = &l->sources[i];
+
+		if (src->fd != fd || !src->ready)
+			continue;
+		if (epoll_ctl(l->epoll_fd, EPOLL_CTL_DEL, fd, NULL) < 0)
+			return error(err, errlen, "epoll_ctl(DEL %s): %s", src->name,
+				     strerror(errno));
+		/* The slot stays: epoll may hand back its pointer in the batch being handled. */
+		src->ready = NULL;
+		return 0;
+	}
+	return error(err, errlen, "main loop: fd %d is not watched", fd);
+}
+
 int loop__wake(struct loop *l, char *err, size_t errlen)
 {
 	uint64_t one = 1;
@@ -157,7 +174,7 @@ int loop__poll(struct vm *vm, int timeout_ms, char *err, size_t errlen)
 	for (int i = 0; i < n; i++) {
 		const struct loop_source *src = events[i].data.ptr;
 
-		if (src->ready(vm, src->fd, err, errlen) < 0)
+		if (src->ready && src->ready(vm, src->fd, err, errlen) < 0)
 			return -1;
 	}
 	return 0;

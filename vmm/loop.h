@@ -20,7 +20,7 @@ typedef int (*loop_ready_fn)(struct vm *vm, int fd, char *err, size_t errlen);
 struct loop_source {
 	int fd;
 	const char *name;	/* for messages; not copied */
-	loop_ready_fn ready;
+	loop_ready_fn ready;	/* NULL once removed (loop__remove) */
 };
 
 /* The stop eventfd, the signalfd and room for the API's listening and client sockets. */
@@ -50,6 +50,8 @@ int loop__init(struct loop *l, char *err, size_t errlen);
 /* Watch fd for reading; at most LOOP_MAX_SOURCES in all. */
 int loop__add(struct loop *l, int fd, const char *name, loop_ready_fn ready, char *err,
 	      size_t errlen);
+/* Stop watching fd (an input at its end); main thread only. Its slot is not reused. */
+int loop__remove(struct loop *l, int fd, char *err, size_t errlen);
 /* Make the current or next wait return. Any thread. */
 int loop__wake(struct loop *l, char *err, size_t errlen);
 /* Wait at most timeout_ms (-1: without limit) for one batch of events and handle them. */

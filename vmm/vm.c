@@ -224,6 +224,8 @@ int vm__teardown(struct vm *vm)
 		report("%s", err);
 		return EXIT_VMM_FAILURE;
 	}
+	if (vm->verbose)
+		cpu__report_state(vm);
 	if (cpu__exit(vm, err, sizeof(err)) < 0) {
 		report("%s", err);
 		failed = true;

@@ -28,6 +28,7 @@ struct vcpu {
 };
 
 struct serial;		/* devices/serial.c's own */
+struct acpi_power;	/* devices/acpi_power.c's */
 
 /*
  * Exit statuses of memvisor beside the guest's own (exit port) codes and 128 + a stop signal
@@ -36,6 +37,7 @@ struct serial;		/* devices/serial.c's own */
 #define EXIT_CONFIG 1		/* rejected configuration: main's die(), before any KVM or memory */
 #define EXIT_GUEST_CRASH 2	/* triple fault, KVM internal error, failed entry */
 #define EXIT_VMM_FAILURE 3	/* memvisor or the host failed once setup went past the checks */
+#define EXIT_GUEST_RESET 4	/* the guest reset the machine (reboot): memvisor does not restart it */
 
 /*
  * The VM's life. The only changes: CREATED -> RUNNING (main starts the vCPUs), CREATED or
@@ -65,6 +67,7 @@ struct vm {
 	struct devices devices;
 	bool devices_up;		/* the buses exist: vm__exit_devices has work */
 	struct serial *serial;
+	struct acpi_power *acpi_power;
 
 	struct loop loop;		/* main waits here; vm__stop wakes it */
 	/*
@@ -145,6 +148,8 @@ int cpu__start(struct vm *vm, char *err, size_t errlen);
  * may still use its kvm_run, guest memory and the devices, so none of them may be undone.
  */
 int cpu__stop_all(struct vm *vm, char *err, size_t errlen);
+/* One line per stopped vCPU: registers and the code at rip (-v, after cpu__stop_all). */
+void cpu__report_state(struct vm *vm);
 /* Unmap each vCPU's kvm_run and close its fd, once cpu__stop_all succeeded. */
 int cpu__exit(struct vm *vm, char *err, size_t errlen);
 

@@ -22,6 +22,7 @@ class VmConfig:
     kernel: Path = BUILD / "guests" / "probe.elf"
     cmdline: str = ""
     balloon: str | None = None
+    initramfs: Path | None = None
 
     def ch_args(self) -> list[str]:
         """The Cloud-Hypervisor-style options, shared by memvisor and cloud-hypervisor."""
@@ -35,6 +36,8 @@ class VmConfig:
         args += ["--cpus", self.cpus, "--kernel", str(self.kernel)]
         if self.cmdline:
             args += ["--cmdline", self.cmdline]
+        if self.initramfs:
+            args += ["--initramfs", str(self.initramfs)]
         if self.balloon:
             args += ["--balloon", self.balloon]
         return args

@@ -76,14 +76,9 @@ def run_case(case: dict) -> dict:
     except subprocess.TimeoutExpired:
         result["timed_out"] = True
         result["stuck"] = _stacks(proc.pid)
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            result["unkillable"] = _stacks(proc.pid)
+        unkillable = _stop_group(proc)
+        if unkillable:
+            result["unkillable"] = unkillable
     t_out.join()
     t_err.join()
     result.update(rc=proc.returncode, stdout="".join(out), stderr="".join(err),
@@ -96,6 +91,23 @@ def run_case(case: dict) -> dict:
     for post in case.get("teardown", []):
         subprocess.run(post, shell=True, check=False)
     return result
+
+
+def _stop_group(proc: subprocess.Popen) -> str | None:
+    """SIGTERM first: memvisor -v then reports where each vCPU was (registers, code at rip),
+    which says where a hung guest hangs; SIGKILL the group if that does not end it. Returns
+    the threads' stacks if even that fails."""
+    for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return None
+        try:
+            proc.wait(timeout=wait)
+            return None
+        except subprocess.TimeoutExpired:
+            pass
+    return _stacks(proc.pid)
 
 
 def _stacks(pid: int) -> str:

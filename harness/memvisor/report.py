@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 PROBE = "memvisor-probe"
+LINUX = "memvisor-linux"
 FAULT = "memvisor-fault"
 VERSION = 1
 

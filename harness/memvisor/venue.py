@@ -13,7 +13,10 @@ natively, against what a probe case costs inside the test host.
     python3 -m memvisor.venue --decide   the same on stderr; status 0 for native, 1 for test host
 
 The native measurement is cached in build/venue.json for this boot of this machine and this
-build of memvisor (a probe run costs ~4 s on PVM).
+build of memvisor (a probe run costs ~4 s on PVM). Whether Debian's kernel (the Linux guest,
+guests/linux/) runs natively is a second trial, made only when Linux cases would run natively
+and cached the same way in build/venue-linux.json: on PVM it does not (its instruction emulator
+fails on the kernel's cmpxchg16b: KVM internal error).
 """
 from __future__ import annotations
 
@@ -30,6 +33,8 @@ from .driver import BUILD
 
 VENUES = ("auto", "native", "testhost")
 CACHE = BUILD / "venue.json"
+LINUX_CACHE = BUILD / "venue-linux.json"
+LINUX_DIR = BUILD / "linux"
 TESTHOST_CASES = BUILD / "venue-testhost.json"
 # The probe's time to exit (128 MiB) inside the test host, measured on a development machine
 # (issue 9: ~1.4 s); replaced by the median of the last test-host run's probe cases when known.
@@ -113,6 +118,47 @@ def native_kvm(refresh: bool = False) -> NativeKvm:
         BUILD.mkdir(exist_ok=True)
         CACHE.write_text(json.dumps({"key": key, "native": asdict(n)}, indent=1) + "\n")
     return n
+
+
+def measure_native_linux(memvisor: Path) -> str | None:
+    """Boot the Linux guest natively to its report and power-off; None when that worked."""
+    kernel, initramfs = LINUX_DIR / "vmlinux", LINUX_DIR / "initramfs.cpio.gz"
+    if not kernel.exists() or not initramfs.exists():
+        return f"cannot try: {kernel} or {initramfs} is not built (make linux-guest)"
+    argv = [str(memvisor), "--memory", "size=512M", "--kernel", str(kernel), "--initramfs",
+            str(initramfs), "--serial", "tty", "--cmdline",
+            "console=ttyS0 panic=-1 memtest=off end=poweroff"]
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=180,
+                           stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return "Debian's kernel did not reach its report and power off within 180 s"
+    if p.returncode != 0 or "SUMMARY: ok" not in p.stdout:
+        last = (p.stderr.strip().splitlines() or ["(no stderr)"])[-1]
+        return f"Debian's kernel failed natively (status {p.returncode}): {last}"
+    return None
+
+
+def native_linux(refresh: bool = False) -> str | None:
+    """Why the Linux guest cannot run on this machine's KVM, or None when it can."""
+    memvisor = Path(os.environ.get("MEMVISOR_BIN", BUILD / "memvisor"))
+    n = native_kvm()
+    if not n.usable:
+        return f"KVM here is not usable: {n.detail}"
+    stamp = [str(p.stat().st_mtime) if p.exists() else None
+             for p in (memvisor, LINUX_DIR / "vmlinux", LINUX_DIR / "initramfs.cpio.gz")]
+    key = {"schema": 1, "boot_id": _boot_id(), "stamp": stamp}
+    if not refresh and LINUX_CACHE.exists():
+        try:
+            cached = json.loads(LINUX_CACHE.read_text())
+            if cached.get("key") == key:
+                return cached["why_not"]
+        except (OSError, ValueError, KeyError):
+            pass
+    why_not = measure_native_linux(memvisor)
+    BUILD.mkdir(exist_ok=True)
+    LINUX_CACHE.write_text(json.dumps({"key": key, "why_not": why_not}, indent=1) + "\n")
+    return why_not
 
 
 def testhost_probe_s() -> float:

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from conformance import cases
+from conformance import cases, linux
 from memvisor import optionspec
 from memvisor.oracle import RULES, Expectation, Rejection, evaluate
 from memvisor.pairwise import allpairs, pairs_of
@@ -83,15 +83,30 @@ def test_names_unique_short_stable(full) -> None:
 
 
 def test_configs_unique(full) -> None:
-    keys = [cases.config_key(c.config) for c in full]
-    assert len(keys) == len(set(keys))
+    """One case per configuration and guest: Linux cases may repeat a probe configuration."""
+    for guest in ("probe", "linux"):
+        keys = [(cases.config_key(c.config), c.config.kernel.name, c.config.cmdline)
+                for c in full if c.guest == guest]
+        assert len(keys) == len(set(keys)), guest
 
 
-def test_every_case_boots_the_holding_probe(full) -> None:
+def test_every_case_boots_its_guest(full) -> None:
+    """The probe holds after its report; Linux boots the built kernel with its initramfs and
+    ends as the case says (end= on its command line), each kind of end at least once."""
+    ends = set()
     for c in full:
-        assert c.config.kernel == cases.PROBE and c.config.kernel.name == "probe.elf"
-        assert "hold=1" in c.config.cmdline.split()
+        words = c.config.cmdline.split()
+        if c.guest == "probe":
+            assert c.config.kernel == cases.PROBE and c.config.kernel.name == "probe.elf"
+            assert "hold=1" in words and c.end == "hold" and c.config.initramfs is None
+        else:
+            assert c.guest == "linux" and c.valid, c.name
+            assert c.config.kernel in linux.KERNELS.values(), c.name
+            assert c.config.initramfs == linux.INITRAMFS and f"end={c.end}" in words, c.name
+            ends.add((c.end, c.config.kernel.name))
     assert cases.CMDLINE.split().count("hold=1") == 1
+    assert {e for e, _ in ends} == {"hold", "poweroff", "reboot", "panic"}
+    assert ("poweroff", "vmlinux") in ends and ("poweroff", "vmlinuz") in ends
 
 
 def test_expectations_are_the_oracles(full) -> None:
@@ -113,7 +128,9 @@ def test_sizes_are_small(full) -> None:
             continue
         e = c.expect
         total = e.boot_ram + sum(h.size for h in e.hotplug)
-        if "hugetlb_1g" in e.backings:
+        if c.guest == "linux":      # Debian's kernel wants room: 512 MiB to 2 GiB
+            assert 512 * MiB <= total <= 2 * GiB, c.name
+        elif "hugetlb_1g" in e.backings:
             assert total <= GiB, c.name
         else:
             assert 64 * MiB <= total <= 512 * MiB, c.name

@@ -1,26 +1,38 @@
 /*
- * 16550A UART on COM1 (its legacy port and IRQ: arch/x86/platform.h): transmit only. Output
- * goes to stdout, a file or nowhere (--serial tty|file=PATH|off). Input is not wired: RBR reads 0
- * and LSR never shows data ready.
+ * 16550A UART on COM1 (its legacy port and IRQ: arch/x86/platform.h). Output goes to stdout, a
+ * file or nowhere (--serial tty|file=PATH|off). With --serial tty, memvisor's stdin is the
+ * guest's input when it can be watched (a terminal, pipe or socket; not a regular file or
+ * /dev/null): the main loop reads it into a receive FIFO and raises the data-ready interrupt. A
+ * terminal is put in raw mode (no echo, no line editing; Ctrl-C still stops memvisor) and given
+ * back as it was. The FIFO holds SERIAL_RX_SIZE bytes, more than a 16550's 16 so that a paste
+ * survives; past that, input is dropped and LSR reports an overrun, as the hardware does.
  */
 #include <fcntl.h>
+#include <termios.h>
 #include <unistd.h>
 
+#include "arch/x86/aml.h"
 #include "arch/x86/platform.h"
 #include "util.h"
 #include "vm.h"
 
 enum { RBR_THR = 0, IER = 1, IIR_FCR = 2, LCR = 3, MCR = 4, LSR = 5, MSR = 6, SCR = 7 };
 
+#define IER_RDI 0x01
 #define IER_THRI 0x02
 #define IIR_NO_INT 0x01
 #define IIR_THRI 0x02
+#define IIR_RDI 0x04
 #define IIR_FIFO_ENABLED 0xc0
 #define LCR_DLAB 0x80
+#define LSR_DR 0x01
+#define LSR_OE 0x02
 #define LSR_THRE 0x20
 #define LSR_TEMT 0x40
 #define MCR_LOOP 0x10
 #define MSR_DCD_DSR_CTS 0xb0
+
+#define SERIAL_RX_SIZE 4096
 
 struct serial {
 	struct vm *vm;
@@ -28,9 +40,18 @@ struct serial {
 	pthread_mutex_t lock;
 	uint8_t ier, lcr, mcr, scr, dll, dlm;
 	bool thr_irq_pending;
+	bool irq_level;		/* what the line was last set to */
 	uint32_t gsi;
 	int out_fd;		/* -1 when --serial off */
 	bool owns_fd;
+
+	/* Input: filled by the main loop, drained by the guest through RBR; under lock. */
+	uint8_t rx[SERIAL_RX_SIZE];
+	unsigned rx_head, rx_count;
+	bool overrun;
+	int in_fd;		/* watched by the main loop; -1: no input */
+	bool tty_saved;		/* in_fd is a terminal put in raw mode: restore tty */
+	struct termios tty;
 };
 
 /*
@@ -45,12 +66,20 @@ static bool serial__check(struct serial *s, int e, const char *what)
 	return false;
 }
 
-/* The transmitter is always empty at once, so a THR interrupt is pending whenever enabled. */
+/*
+ * The transmitter is always empty at once, so a THR interrupt is pending whenever enabled; a
+ * data-ready one while the FIFO holds input.
+ */
 static void serial__update_irq(struct serial *s)
 {
-	bool pending = (s->ier & IER_THRI) && s->thr_irq_pending;
+	bool pending = ((s->ier & IER_THRI) && s->thr_irq_pending) ||
+		       ((s->ier & IER_RDI) && s->rx_count);
 
-	kvm__irq_line(s->vm, s->gsi, pending);
+	/* An ioctl only when the level changes: the line is edge-triggered (ISA). */
+	if (pending != s->irq_level) {
+		s->irq_level = pending;
+		kvm__irq_line(s->vm, s->gsi, pending);
+	}
 }
 
 static void serial__transmit(struct serial *s, uint8_t c)
@@ -110,11 +139,22 @@ static uint8_t serial__in(struct serial *s, unsigned reg)
 
 	switch (reg) {
 	case RBR_THR:
-		return (s->lcr & LCR_DLAB) ? s->dll : 0;
+		if (s->lcr & LCR_DLAB)
+			return s->dll;
+		if (!s->rx_count)
+			return 0;
+		v = s->rx[s->rx_head];
+		s->rx_head = (s->rx_head + 1) % SERIAL_RX_SIZE;
+		s->rx_count--;
+		serial__update_irq(s);
+		return v;
 	case IER:
 		return (s->lcr & LCR_DLAB) ? s->dlm : s->ier;
 	case IIR_FCR:
-		if ((s->ier & IER_THRI) && s->thr_irq_pending) {
+		/* Received data outranks THR empty; it is acknowledged by reading RBR, not IIR. */
+		if ((s->ier & IER_RDI) && s->rx_count) {
+			v = IIR_FIFO_ENABLED | IIR_RDI;
+		} else if ((s->ier & IER_THRI) && s->thr_irq_pending) {
 			/* Reading IIR acknowledges the THR-empty interrupt, as on real parts. */
 			s->thr_irq_pending = false;
 			v = IIR_FIFO_ENABLED | IIR_THRI;
@@ -128,7 +168,9 @@ static uint8_t serial__in(struct serial *s, unsigned reg)
 	case MCR:
 		return s->mcr;
 	case LSR:
-		return LSR_THRE | LSR_TEMT;
+		v = LSR_THRE | LSR_TEMT | (s->rx_count ? LSR_DR : 0) | (s->overrun ? LSR_OE : 0);
+		s->overrun = false;	/* OE clears when LSR is read */
+		return v;
 	case MSR:
 		return MSR_DCD_DSR_CTS;
 	default:
@@ -164,6 +206,87 @@ static const struct bus_ops serial_ops = {
 	.write = serial__write,
 };
 
+/* Main loop: input arrived on in_fd. Errors and the end of input only end the input. */
+static int serial__input_ready(struct vm *vm, int fd, char *err, size_t errlen)
+{
+	struct serial *s = vm->serial;
+	uint8_t buf[256];
+	ssize_t n = read(fd, buf, sizeof(buf));
+
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return 0;
+	if (n <= 0) {
+		if (n < 0)
+			report("--serial: reading stdin: %s; the guest gets no more input",
+			       strerror(errno));
+		s->in_fd = -1;
+		return loop__remove(&vm->loop, fd, err, errlen);
+	}
+	if (!serial__check(s, pthread_mutex_lock(&s->lock), "pthread_mutex_lock"))
+		return 0;
+	for (ssize_t i = 0; i < n; i++) {
+		if (s->rx_count == SERIAL_RX_SIZE) {
+			s->overrun = true;
+			break;
+		}
+		s->rx[(s->rx_head + s->rx_count++) % SERIAL_RX_SIZE] = buf[i];
+	}
+	serial__update_irq(s);
+	serial__check(s, pthread_mutex_unlock(&s->lock), "pthread_mutex_unlock");
+	return 0;
+}
+
+/*
+ * Watch stdin for the guest, when there is something to watch: epoll refuses regular files and
+ * /dev/null (EPERM), which simply mean no input. A terminal is only taken in the foreground: a
+ * background job that touched it would be stopped by SIGTTIN/SIGTTOU.
+ */
+static int serial__input_open(struct vm *vm, struct serial *s, char *err, size_t errlen)
+{
+	int fd = STDIN_FILENO;
+	struct termios raw;
+
+	if (isatty(fd)) {
+		if (tcgetpgrp(fd) != getpgrp())
+			return 0;
+		if (tcgetattr(fd, &s->tty) < 0)
+			return error(err, errlen, "--serial: tcgetattr(stdin): %s", strerror(errno));
+		raw = s->tty;
+		cfmakeraw(&raw);
+		raw.c_oflag = s->tty.c_oflag;	/* keep output as it was: guests print bare \n */
+		raw.c_lflag |= ISIG;		/* Ctrl-C stops memvisor, as everywhere else */
+		if (tcsetattr(fd, TCSANOW, &raw) < 0)
+			return error(err, errlen, "--serial: tcsetattr(stdin): %s", strerror(errno));
+		s->tty_saved = true;
+	}
+	if (loop__add(&vm->loop, fd, "serial input", serial__input_ready, err, errlen) < 0) {
+		int e = errno;
+
+		/* Not pollable (EPERM): no input. A terminal is pollable, so none was changed. */
+		if (e == EPERM)
+			return 0;
+		if (s->tty_saved)
+			tcsetattr(fd, TCSANOW, &s->tty);
+		s->tty_saved = false;
+		return -1;
+	}
+	s->in_fd = fd;
+	return 0;
+}
+
+static int serial__input_close(struct vm *vm, struct serial *s, char *err, size_t errlen)
+{
+	int r = 0;
+
+	if (s->in_fd >= 0 && loop__remove(&vm->loop, s->in_fd, err, errlen) < 0)
+		r = -1;
+	s->in_fd = -1;
+	if (s->tty_saved && tcsetattr(STDIN_FILENO, TCSANOW, &s->tty) < 0 && !r)
+		r = error(err, errlen, "--serial: restoring the terminal: %s", strerror(errno));
+	s->tty_saved = false;
+	return r;
+}
+
 /* close() is where a network file system reports a write that did not make it. */
 static int serial__close(struct vm *vm, struct serial *s, char *err, size_t errlen)
 {
@@ -185,7 +308,7 @@ static int serial__init(struct vm *vm, char *err, size_t errlen)
 
 	if (!s)
 		return error(err, errlen, "serial: out of memory");
-	*s = (struct serial){ .vm = vm, .gsi = ISA_COM1_IRQ, .out_fd = -1 };
+	*s = (struct serial){ .vm = vm, .gsi = ISA_COM1_IRQ, .out_fd = -1, .in_fd = -1 };
 	switch (vm->cfg.serial) {
 	case SERIAL_TTY:
 		s->out_fd = STDOUT_FILENO;
@@ -214,8 +337,13 @@ static int serial__init(struct vm *vm, char *err, size_t errlen)
 			  errlen) < 0)
 		goto fail_gsi;
 	vm->serial = s;
+	if (vm->cfg.serial == SERIAL_TTY && serial__input_open(vm, s, err, errlen) < 0)
+		goto fail_bus;
 	return 0;
 
+fail_bus:
+	vm->serial = NULL;
+	bus__unregister(&vm->pio, ISA_COM1_PORT, undo, sizeof(undo));
 fail_gsi:
 	gsi__release(&vm->gsi, s->gsi);
 fail_lock:
@@ -236,7 +364,9 @@ static int serial__exit(struct vm *vm, char *err, size_t errlen)
 	if (!s)
 		return 0;
 	/* Each step is undone whatever the others did; the first failure is returned. */
-	if (bus__unregister(&vm->pio, ISA_COM1_PORT, err, errlen) < 0)
+	if (serial__input_close(vm, s, err, errlen) < 0)
+		r = -1;
+	if (bus__unregister(&vm->pio, ISA_COM1_PORT, err, r ? 0 : errlen) < 0)
 		r = -1;
 	gsi__release(&vm->gsi, s->gsi);
 	e = pthread_mutex_destroy(&s->lock);
@@ -249,8 +379,28 @@ static int serial__exit(struct vm *vm, char *err, size_t errlen)
 	return r;
 }
 
+/* COM1 at the PC's resources, so that the guest's PNP layer claims it. */
+static void serial__dsdt(const struct vm *vm, struct aml *a)
+{
+	(void)vm;
+	aml__scope(a, "\\_SB_");
+	aml__device(a, "COM1");
+	aml__name(a, "_HID");
+	aml__eisaid(a, "PNP0501");
+	aml__name(a, "_UID");
+	aml__int(a, 0);
+	aml__name(a, "_CRS");
+	aml__resource_template(a);
+	aml__rt_io(a, AML_DECODE16, ISA_COM1_PORT, ISA_COM1_PORT, 1, ISA_COM1_LEN);
+	aml__rt_irq_noflags(a, 1u << ISA_COM1_IRQ);
+	aml__pkg_close(a);
+	aml__pkg_close(a);
+	aml__pkg_close(a);
+}
+
 const struct device_def serial_device = {
 	.name = "serial",
 	.init = serial__init,
 	.exit = serial__exit,
+	.dsdt = serial__dsdt,
 };

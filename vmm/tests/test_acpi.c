@@ -17,7 +17,9 @@
 #include <cmocka.h>
 
 #include "arch/x86/acpi.h"
+#include "arch/x86/platform.h"
 #include "util.h"
+#include "tests/devices_vm.h"
 #include "tests/iasl.h"
 #include "tests/vmcfg.h"
 
@@ -84,7 +86,7 @@ static void build(struct tables *t, const struct vm_config *c)
 		fail_msg("layout__build: %s", err);
 	memset(acpi_buf, 0xa5, sizeof(acpi_buf));	/* so unset fields show */
 	memset(t, 0, sizeof(*t));
-	t->used = acpi__build(c, &l, acpi_buf, ACPI_TABLES_ADDR, sizeof(acpi_buf), err,
+	t->used = acpi__build(c, &l, devices__dsdt, devices_vm(), acpi_buf, ACPI_TABLES_ADDR, sizeof(acpi_buf), err,
 			      sizeof(err));
 	if (!t->used)
 		fail_msg("acpi__build: %s", err);
@@ -136,6 +138,14 @@ static void test_xsdt_pointers(void **state)
 	assert_non_null(t.slit);
 }
 
+static void check_gas_io8(const uint8_t *g, uint16_t port)
+{
+	static const uint8_t io8[4] = { 1, 8, 0, 1 };	/* SystemIO, 8 bits at bit 0, byte access */
+
+	assert_memory_equal(g, io8, 4);
+	assert_int_equal(rd64(g + 4), port);
+}
+
 static void test_rsdp_fadt(void **state)
 {
 	static struct vm_config c;
@@ -161,8 +171,14 @@ static void test_rsdp_fadt(void **state)
 	assert_int_equal(rd32(t.fadt + 36), 0);			/* no FACS */
 	for (int off = 46; off < 96; off++)			/* SCI, SMI, PM and GPE blocks */
 		assert_int_equal(t.fadt[off], 0);
-	for (int off = 148; off < 268; off++)			/* X_ PM/GPE/sleep registers */
+	for (int off = 148; off < 244; off++)			/* X_ PM and GPE blocks */
 		assert_int_equal(t.fadt[off], 0);
+	/* Reset, sleep control and sleep status: byte-wide I/O ports of devices/acpi_power.c */
+	assert_true(rd32(t.fadt + 112) & (1u << 10));		/* RESET_REG_SUP */
+	check_gas_io8(t.fadt + 116, ACPI_RESET_PORT);
+	assert_int_equal(t.fadt[128], ACPI_RESET_VALUE);
+	check_gas_io8(t.fadt + 244, ACPI_SLEEP_CONTROL_PORT);
+	check_gas_io8(t.fadt + 256, ACPI_SLEEP_STATUS_PORT);
 	assert_int_equal(rd64(t.fadt + 140), ACPI_TABLES_ADDR + (uint64_t)(t.dsdt - acpi_buf));
 }
 
@@ -340,21 +356,12 @@ static void device_body(const uint8_t *p, const uint8_t *end, long *uid, long *s
 	assert_ptr_equal(p, end);
 }
 
-/*
- * \_SB_ holds COM1 and C000..C<max-1>, with _UID = vCPU index and _STA 0xF for boot vCPUs, 0 for
- * the others, as MADT's enabled/online-capable flags.
- */
-static void check_dsdt_structure(const uint8_t *d, unsigned nboot, unsigned ncpus)
+/* The devices of one Scope (\_SB_): COM1 or processors, counted in *cpus. */
+static void check_sb_devices(const uint8_t *p, const uint8_t *end, unsigned nboot,
+			     unsigned *cpus, bool *com1)
 {
-	const uint8_t *end = d + rd32(d + 4), *p = d + 36;
 	size_t len, n;
-	unsigned cpus = 0;
-	bool com1 = false;
 
-	assert_int_equal(p[0], 0x10);			/* Scope */
-	n = pkglen(p + 1, &len);
-	assert_ptr_equal(p + 1 + len, end);
-	p += 1 + n;
 	assert_memory_equal(p, "\\_SB_", 5);
 	for (p += 5; p < end; ) {
 		const uint8_t *dev_end;
@@ -369,18 +376,50 @@ static void check_dsdt_structure(const uint8_t *d, unsigned nboot, unsigned ncpu
 		snprintf(name, sizeof(name), "%.4s", (const char *)p + 2 + n);
 		device_body(p + 2 + n + 4, dev_end, &uid, &sta);
 		if (!strcmp(name, "COM1")) {
-			com1 = true;
+			*com1 = true;
 			assert_int_equal(uid, 0);
 		} else {
-			snprintf(want, sizeof(want), "C%03X", cpus);
+			snprintf(want, sizeof(want), "C%03X", *cpus);
 			assert_string_equal(name, want);
-			assert_int_equal(uid, cpus);
-			assert_int_equal(sta, cpus < nboot ? 0xf : 0);
-			cpus++;
+			assert_int_equal(uid, *cpus);
+			assert_int_equal(sta, *cpus < nboot ? 0xf : 0);
+			(*cpus)++;
 		}
 		p = dev_end;
 	}
 	assert_ptr_equal(p, end);
+}
+
+/*
+ * The root holds \_S5_ = Package (4) { 5, 5, 0, 0 } (devices/acpi_power.c: SLP_TYP 5 for power
+ * off) and Scopes of \_SB_ holding COM1 and C000..C<max-1>, with _UID = vCPU index and _STA 0xF
+ * for boot vCPUs, 0 for the others, as MADT's enabled/online-capable flags.
+ */
+static void check_dsdt_structure(const uint8_t *d, unsigned nboot, unsigned ncpus)
+{
+	static const uint8_t s5[] = { 0x08, '_', 'S', '5', '_', 0x12, 0x08, 0x04,
+				      0x0a, 0x05, 0x0a, 0x05, 0x00, 0x00 };
+	const uint8_t *end = d + rd32(d + 4), *p = d + 36;
+	size_t len, n;
+	unsigned cpus = 0;
+	bool com1 = false, have_s5 = false;
+
+	while (p < end) {
+		if (p[0] == 0x08) {			/* Name: only \_S5_ */
+			assert_true(p + sizeof(s5) <= end);
+			assert_memory_equal(p, s5, sizeof(s5));
+			have_s5 = true;
+			p += sizeof(s5);
+			continue;
+		}
+		assert_int_equal(p[0], 0x10);		/* Scope */
+		n = pkglen(p + 1, &len);
+		assert_true(p + 1 + len <= end);
+		check_sb_devices(p + 1 + n, p + 1 + len, nboot, &cpus, &com1);
+		p += 1 + len;
+	}
+	assert_ptr_equal(p, end);
+	assert_true(have_s5);
 	assert_true(com1);
 	assert_int_equal(cpus, ncpus);
 }
@@ -610,22 +649,22 @@ static void test_limits(void **state)
 	assert_int_equal(rd64(t.slit + 36), MAX_NUMA_NODES);
 
 	assert_int_equal(layout__build(&l, &c, err, sizeof(err)), 0);
-	used = acpi__build(&c, &l, acpi_buf, ACPI_TABLES_ADDR, sizeof(acpi_buf), err, sizeof(err));
-	assert_int_equal(acpi__build(&c, &l, acpi_buf, ACPI_TABLES_ADDR, used, err, sizeof(err)),
+	used = acpi__build(&c, &l, devices__dsdt, devices_vm(), acpi_buf, ACPI_TABLES_ADDR, sizeof(acpi_buf), err, sizeof(err));
+	assert_int_equal(acpi__build(&c, &l, devices__dsdt, devices_vm(), acpi_buf, ACPI_TABLES_ADDR, used, err, sizeof(err)),
 			 used);
 	/* Each failure says why in one line: the tables after the DSDT, or the DSDT's AML. */
-	assert_int_equal(acpi__build(&c, &l, acpi_buf, ACPI_TABLES_ADDR, used - 1, err,
+	assert_int_equal(acpi__build(&c, &l, devices__dsdt, devices_vm(), acpi_buf, ACPI_TABLES_ADDR, used - 1, err,
 				     sizeof(err)), 0);
 	snprintf(want, sizeof(want), "ACPI tables do not fit in %zu bytes", used - 1);
 	assert_string_equal(err, want);
-	assert_int_equal(acpi__build(&c, &l, acpi_buf, ACPI_TABLES_ADDR, 64, err, sizeof(err)), 0);
+	assert_int_equal(acpi__build(&c, &l, devices__dsdt, devices_vm(), acpi_buf, ACPI_TABLES_ADDR, 64, err, sizeof(err)), 0);
 	assert_string_equal(err, "ACPI: DSDT: AML: more than the 64 bytes allowed");
-	assert_int_equal(acpi__build(&c, &l, acpi_buf, ACPI_TABLES_ADDR, 0, err, sizeof(err)), 0);
+	assert_int_equal(acpi__build(&c, &l, devices__dsdt, devices_vm(), acpi_buf, ACPI_TABLES_ADDR, 0, err, sizeof(err)), 0);
 	assert_string_equal(err, "ACPI tables do not fit in 0 bytes");
 
 	c.numa[1].guest_numa_id = 40;
 	assert_int_equal(layout__build(&l, &c, err, sizeof(err)), 0);
-	assert_int_equal(acpi__build(&c, &l, acpi_buf, ACPI_TABLES_ADDR, sizeof(acpi_buf), err,
+	assert_int_equal(acpi__build(&c, &l, devices__dsdt, devices_vm(), acpi_buf, ACPI_TABLES_ADDR, sizeof(acpi_buf), err,
 				     sizeof(err)), 0);
 	assert_string_equal(err, "ACPI: no guest_numa_id 1: the SLIT needs ids 0..31");
 }

@@ -12,8 +12,11 @@
 #include <cmocka.h>
 
 #include "arch/x86/aml.h"
+#include "device.h"
 #include "util.h"
 #include "tests/iasl.h"
+
+extern const struct device_def serial_device;
 
 static char out_dir[512] = "build/tests/aml";	/* next to the test binary; see main */
 
@@ -687,17 +690,8 @@ static void build_everything(struct aml *a)
 	aml__field_unit(a, "DAT", 4096);
 	aml__pkg_close(a);
 
-	aml__device(a, "COM1");
-	aml__name(a, "_HID");
-	aml__eisaid(a, "PNP0501");
-	aml__name(a, "_UID");
-	aml__int(a, 0);
-	aml__name(a, "_CRS");
-	aml__resource_template(a);
-	aml__rt_io(a, AML_DECODE16, 0x3f8, 0x3f8, 1, 8);
-	aml__rt_irq_noflags(a, 1u << 4);
-	aml__pkg_close(a);
-	aml__pkg_close(a);
+	/* A device's own contribution, as the DSDT gets it: Scope (\_SB_) { Device (COM1) } */
+	serial_device.dsdt(NULL, a);
 
 	aml__device(a, "MEM0");
 	aml__name(a, "_HID");

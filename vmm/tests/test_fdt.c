@@ -13,6 +13,7 @@
 #include "arch/x86/acpi.h"
 #include "arch/x86/fdt.h"
 #include "util.h"
+#include "tests/devices_vm.h"
 #include "tests/vmcfg.h"
 
 static uint8_t blob[FDT_MAX];
@@ -211,7 +212,7 @@ static void test_agrees_with_acpi(void **state)
 	(void)state;
 	cfg_three_nodes(&c);
 	build(&l, &c);
-	used = acpi__build(&c, &l, acpi, ACPI_TABLES_ADDR, sizeof(acpi), err, sizeof(err));
+	used = acpi__build(&c, &l, devices__dsdt, devices_vm(), acpi, ACPI_TABLES_ADDR, sizeof(acpi), err, sizeof(err));
 	assert_true(used > 0);
 	memcpy(&xsdt, acpi + 24, 8);
 	xsdt -= ACPI_TABLES_ADDR;

@@ -23,8 +23,6 @@
 #define ACPI_RSDP_SIZE		36
 #define ACPI_RSDP_V1_SIZE	20		/* what the first checksum covers */
 
-#define LAPIC_ADDR		0xfee00000u
-#define IOAPIC_ADDR		0xfec00000u
 /*
  * KVM's in-kernel IOAPIC (KVM_CREATE_IRQCHIP) resets its ID register to 0, and QEMU describes it
  * with ID 0 as well; x86_64 Linux takes the MADT's value and never renumbers it.
@@ -35,7 +33,10 @@
 #define FADT_MINOR		3		/* 6.3: Linux honours MADT online-capable from 6.3 */
 #define FADT_F_PWR_BUTTON	(1u << 4)	/* no fixed-feature power button */
 #define FADT_F_SLP_BUTTON	(1u << 5)	/* no fixed-feature sleep button */
+#define FADT_F_RESET_REG_SUP	(1u << 10)
 #define FADT_F_HW_REDUCED	(1u << 20)
+#define GAS_SYSTEM_IO		1
+#define GAS_ACCESS_BYTE		1
 #define IAPC_VGA_NOT_PRESENT	(1u << 2)
 #define IAPC_CMOS_RTC_ABSENT	(1u << 5)
 
@@ -77,6 +78,16 @@ static void put64(uint8_t *p, uint64_t v)
 {
 	put32(p, (uint32_t)v);
 	put32(p + 4, (uint32_t)(v >> 32));
+}
+
+/* A Generic Address Structure for one byte-wide I/O port. */
+static void put_gas_io8(uint8_t *g, uint16_t port)
+{
+	g[0] = GAS_SYSTEM_IO;
+	g[1] = 8;				/* register bit width */
+	g[2] = 0;				/* bit offset */
+	g[3] = GAS_ACCESS_BYTE;
+	put64(g + 4, port);
 }
 
 static uint8_t checksum(const uint8_t *p, size_t n)
@@ -165,22 +176,6 @@ uint8_t acpi__distance(const struct vm_config *cfg, int i, int j)
 
 /* ---- DSDT ---- */
 
-/* The 16550 at the PC's COM1 resources, so that the guest's PNP layer claims it. */
-static void dsdt_com1(struct aml *a)
-{
-	aml__device(a, "COM1");
-	aml__name(a, "_HID");
-	aml__eisaid(a, "PNP0501");
-	aml__name(a, "_UID");
-	aml__int(a, 0);
-	aml__name(a, "_CRS");
-	aml__resource_template(a);
-	aml__rt_io(a, AML_DECODE16, ISA_COM1_PORT, ISA_COM1_PORT, 1, ISA_COM1_LEN);
-	aml__rt_irq_noflags(a, 1u << ISA_COM1_IRQ);
-	aml__pkg_close(a);
-	aml__pkg_close(a);
-}
-
 /*
  * One ACPI0007 processor device per possible vCPU, matched to its MADT entry by _UID = vCPU
  * index. _STA agrees with the MADT: 0xF (present, enabled) for boot vCPUs, 0 for the ones MADT
@@ -203,8 +198,8 @@ static void dsdt_cpu(struct aml *a, unsigned cpu, bool present)
 	aml__pkg_close(a);
 }
 
-static uint8_t *build_dsdt(struct acpi_buf *b, const struct vm_config *cfg, char *err,
-			   size_t errlen)
+static uint8_t *build_dsdt(struct acpi_buf *b, const struct vm_config *cfg,
+			   acpi_aml_fn devices_aml, const void *ctx, char *err, size_t errlen)
 {
 	uint8_t *t = NULL;
 	struct aml a;
@@ -212,8 +207,9 @@ static uint8_t *build_dsdt(struct acpi_buf *b, const struct vm_config *cfg, char
 
 	/* No AML larger than the whole buffer could fit in it: no need to build it further. */
 	aml__init(&a, b->size);
+	if (devices_aml)
+		devices_aml(ctx, &a);
 	aml__scope(&a, "\\_SB_");
-	dsdt_com1(&a);
 	for (unsigned cpu = 0; cpu < vcpu_count(cfg); cpu++)
 		dsdt_cpu(&a, cpu, cpu < cfg->boot_cpus);
 	aml__pkg_close(&a);
@@ -248,9 +244,18 @@ static uint8_t *build_fadt(struct acpi_buf *b, uint64_t dsdt_gpa)
 	 * guest does not probe a keyboard controller we do not emulate; there is no RTC either.
 	 */
 	put16(t + 109, IAPC_VGA_NOT_PRESENT | IAPC_CMOS_RTC_ABSENT);
-	put32(t + 112, FADT_F_HW_REDUCED | FADT_F_PWR_BUTTON | FADT_F_SLP_BUTTON);
+	put32(t + 112, FADT_F_HW_REDUCED | FADT_F_PWR_BUTTON | FADT_F_SLP_BUTTON |
+			       FADT_F_RESET_REG_SUP);
+	/*
+	 * Power off and reset go through devices/acpi_power.c's byte registers: Linux needs both
+	 * sleep registers (and \_S5) before it offers ACPI power-off on hardware-reduced ACPI.
+	 */
+	put_gas_io8(t + 116, ACPI_RESET_PORT);		/* RESET_REG */
+	t[128] = ACPI_RESET_VALUE;
 	t[131] = FADT_MINOR;
 	put64(t + 140, dsdt_gpa);		/* X_DSDT; the 32-bit DSDT field stays 0 */
+	put_gas_io8(t + 244, ACPI_SLEEP_CONTROL_PORT);
+	put_gas_io8(t + 256, ACPI_SLEEP_STATUS_PORT);
 	memcpy(t + 268, "MEMVISOR", 8);		/* Hypervisor Vendor Identity */
 	sdt_checksum(t);
 	return t;
@@ -406,8 +411,9 @@ static size_t acpi__full(char *err, size_t errlen, size_t bufsize)
 	return 0;
 }
 
-size_t acpi__build(const struct vm_config *cfg, const struct layout *l, uint8_t *buf,
-		   uint64_t buf_gpa, size_t bufsize, char *err, size_t errlen)
+size_t acpi__build(const struct vm_config *cfg, const struct layout *l, acpi_aml_fn devices_aml,
+		   const void *ctx, uint8_t *buf, uint64_t buf_gpa, size_t bufsize, char *err,
+		   size_t errlen)
 {
 	struct acpi_buf b = { .p = buf, .size = bufsize, .gpa = buf_gpa };
 	uint64_t tables[4];
@@ -424,7 +430,7 @@ size_t acpi__build(const struct vm_config *cfg, const struct layout *l, uint8_t 
 	rsdp = acpi_alloc(&b, ACPI_RSDP_SIZE);
 	if (!rsdp)
 		return acpi__full(err, errlen, bufsize);
-	dsdt = build_dsdt(&b, cfg, err, errlen);
+	dsdt = build_dsdt(&b, cfg, devices_aml, ctx, err, errlen);
 	if (!dsdt)
 		return b.full ? acpi__full(err, errlen, bufsize) : 0;
 	if ((t = build_fadt(&b, acpi_gpa(&b, dsdt))))

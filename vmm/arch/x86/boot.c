@@ -190,8 +190,8 @@ int boot__write_acpi(struct vm *vm, char *err, size_t errlen)
 	if (!acpi)
 		return error(err, errlen, "the first memory zone must cover the boot data below "
 			     "1 MiB");
-	if (!acpi__build(&vm->cfg, &vm->layout, acpi, ACPI_TABLES_ADDR, ACPI_TABLES_MAX, err,
-			 errlen))
+	if (!acpi__build(&vm->cfg, &vm->layout, devices__dsdt, vm, acpi, ACPI_TABLES_ADDR,
+			 ACPI_TABLES_MAX, err, errlen))
 		return -1;
 	return 0;
 }

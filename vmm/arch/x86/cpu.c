@@ -361,6 +361,38 @@ int cpu__stop_all(struct vm *vm, char *err, size_t errlen)
 	return r;
 }
 
+/*
+ * Where each vCPU was when the VM stopped, for -v: a guest that hangs is killed by a signal, and
+ * these lines (with the bytes at rip, through the guest's own page tables) say where it hung.
+ * Joined threads only: KVM_GET_REGS on a running vCPU would wait for its KVM_RUN to return.
+ */
+void cpu__report_state(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->cfg.boot_cpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+		struct kvm_regs regs;
+		struct kvm_sregs sregs;
+		struct kvm_translation tr;
+		char code[3 * 16 + 1] = "";
+		const uint8_t *p;
+
+		if (v->fd < 0 || v->started || ioctl(v->fd, KVM_GET_REGS, &regs) < 0 ||
+		    ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0)
+			continue;
+		tr = (struct kvm_translation){ .linear_address = sregs.cs.base + regs.rip };
+		if (ioctl(v->fd, KVM_TRANSLATE, &tr) == 0 && tr.valid &&
+		    (p = vm__gpa_to_hva(vm, tr.physical_address, 16)))
+			for (int b = 0; b < 16; b++)
+				snprintf(code + 3 * b, sizeof(code) - 3 * (size_t)b, " %02x", p[b]);
+		report("vCPU %u at stop: rip=0x%llx rsp=0x%llx rflags=0x%llx cs=0x%x cr0=0x%llx "
+		       "cr3=0x%llx cr4=0x%llx efer=0x%llx code:%s", i, (unsigned long long)regs.rip,
+		       (unsigned long long)regs.rsp, (unsigned long long)regs.rflags, sregs.cs.selector,
+		       (unsigned long long)sregs.cr0, (unsigned long long)sregs.cr3,
+		       (unsigned long long)sregs.cr4, (unsigned long long)sregs.efer,
+		       code[0] ? code : " unmapped");
+	}
+}
+
 int cpu__exit(struct vm *vm, char *err, size_t errlen)
 {
 	int r = 0;

@@ -5,9 +5,6 @@
  * locate COM1), the in-kernel IOAPIC's pins, and the fixed areas at the top of the 32-bit MMIO
  * hole. Device files take their ports and lines from here, or from the GSI and MMIO-window
  * allocators (device.h), never from literals of their own.
- *
- * acpi.c still spells COM1's port and IRQ, and the IOAPIC and LAPIC addresses, in its own bytes
- * and macros; the AML builder is to take them from here (device_def's dsdt hook).
  */
 #ifndef MEMVISOR_ARCH_X86_PLATFORM_H
 #define MEMVISOR_ARCH_X86_PLATFORM_H
@@ -57,6 +54,28 @@
 #define ISA_EXIT_PORT		0xf4
 #define ISA_EXIT_PORT_LEN	4
 
+/*
+ * The i8042 keyboard controller's ports: only its reset line is emulated (devices/i8042.c), the
+ * way Linux's `reboot=k` and old firmware restart a PC. The FADT does not announce a controller.
+ */
+#define ISA_I8042_DATA_PORT	0x60
+#define ISA_I8042_CMD_PORT	0x64
+#define I8042_CMD_RESET		0xfe	/* pulse the CPU reset line */
+
+/*
+ * The hardware-reduced ACPI power registers (devices/acpi_power.c), which the FADT points at:
+ * sleep control, sleep status and reset, one byte each, at Cloud Hypervisor's port 0x600. The
+ * guest enters S5 (power off) by writing SLP_TYP (from the DSDT's \_S5) and SLP_EN to sleep
+ * control, and resets by writing ACPI_RESET_VALUE to the reset register.
+ */
+#define ACPI_PM_PORT		0x600
+#define ACPI_PM_LEN		3
+#define ACPI_SLEEP_CONTROL_PORT	(ACPI_PM_PORT + 0)
+#define ACPI_SLEEP_STATUS_PORT	(ACPI_PM_PORT + 1)
+#define ACPI_RESET_PORT		(ACPI_PM_PORT + 2)
+#define ACPI_RESET_VALUE	0x01
+#define ACPI_S5_SLP_TYP		5	/* \_S5's SLP_TYPa: any value 0-7 the DSDT and device agree on */
+
 /* ISA IRQ n is GSI n (the MADT has no overrides): lines below 16 are only ever reserved. */
 #define ISA_NR_IRQS		16
 /* KVM's in-kernel IOAPIC (KVM_CREATE_IRQCHIP) has 24 pins: GSIs 0..23. */
@@ -72,6 +91,8 @@
  * it yet, so vm.c passes these bounds to the allocator.
  */
 #define MMIO32_FIXED_START	0xfec00000ULL
+#define IOAPIC_ADDR		0xfec00000u	/* KVM's in-kernel IOAPIC */
+#define LAPIC_ADDR		0xfee00000u	/* every vCPU's local APIC, at its reset base */
 #define MMIO32_WINDOW_BASE	MMIO32_START
 #define MMIO32_WINDOW_SIZE	(MMIO32_FIXED_START - MMIO32_START)
 
