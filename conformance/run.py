@@ -68,8 +68,11 @@ def check_linux(case: matrix.Case, result: dict) -> list[str]:
     if result["timed_out"]:
         return check_boot(case.expect, result, None)
     bad = linux.check(case.expect, case.end, result)
-    if case.end == "hold" and "during" in result:
-        bad += check_host(case.expect, result)
+    if case.end == "hold":
+        if "during" in result:
+            bad += check_host(case.expect, result)
+        else:
+            bad.append("the guest never held after its report: no host state was sampled")
     if (result.get("layout") or {}).get("rc") != 0:
         bad.append("--print-layout refused a valid configuration")
     return bad + setup_failures(result)

@@ -121,8 +121,13 @@ int loop__add(struct loop *l, int fd, const char *name, loop_ready_fn ready, cha
 	src = &l->sources[l->nsources];
 	*src = (struct loop_source){ .fd = fd, .name = name, .ready = ready };
 	ev.data.ptr = src;
-	if (epoll_ctl(l->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0)
-		return error(err, errlen, "epoll_ctl(ADD %s): %s", name, strerror(errno));
+	if (epoll_ctl(l->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		int e = errno;
+
+		error(err, errlen, "epoll_ctl(ADD %s): %s", name, strerror(e));
+		errno = e;	/* callers tell "cannot be watched" (EPERM) from failures */
+		return -1;
+	}
 	l->nsources++;
 	return 0;
 }

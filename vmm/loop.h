@@ -47,7 +47,7 @@ int loop__signal_status(int sig);
  * On failure nothing is left open (the signals stay blocked): -1, err.
  */
 int loop__init(struct loop *l, char *err, size_t errlen);
-/* Watch fd for reading; at most LOOP_MAX_SOURCES in all. */
+/* Watch fd for reading; at most LOOP_MAX_SOURCES in all. On failure errno is epoll_ctl's. */
 int loop__add(struct loop *l, int fd, const char *name, loop_ready_fn ready, char *err,
 	      size_t errlen);
 /* Stop watching fd (an input at its end); main thread only. Its slot is not reused. */

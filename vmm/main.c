@@ -9,6 +9,7 @@
  * anything after it is memvisor's or the host's failure (EXIT_VMM_FAILURE), reported in one line
  * and never exit()ed from a vCPU thread.
  */
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -31,6 +32,16 @@ static void vm__catch_signals(struct vm *vm)
 	struct sigaction ign = { .sa_handler = SIG_IGN };
 	char err[256];
 
+	/*
+	 * A closed stdin, stdout or stderr would be reused by the next open: the epoll set as
+	 * "stdin", the serial output in an unrelated file. Each becomes /dev/null instead.
+	 */
+	for (int fd = 0; fd <= 2; fd++) {
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		if (open("/dev/null", O_RDWR) != fd)
+			exit(EXIT_VMM_FAILURE);	/* no stderr to say it on */
+	}
 	if (loop__init(&vm->loop, err, sizeof(err)) < 0) {
 		report("%s", err);
 		exit(EXIT_VMM_FAILURE);
@@ -39,6 +50,11 @@ static void vm__catch_signals(struct vm *vm)
 		report("sigaction(SIGPIPE): %s", strerror(errno));
 		exit(EXIT_VMM_FAILURE);
 	}
+}
+
+static void main__restore_terminal(void)
+{
+	serial__restore_terminal(&the_vm);
 }
 
 /* Checks that need the kernel image and the layout, before any memory is mapped. */
@@ -142,6 +158,9 @@ int main(int argc, char **argv)
 		}
 	}
 	vm__catch_signals(vm);
+	/* A raw terminal is given back on every way out, exit() and die() included. */
+	if (atexit(main__restore_terminal) != 0)
+		die("atexit failed");
 	if (config__parse(&vm->cfg, argc, argv, err, sizeof(err)) < 0 ||
 	    host__probe(&vm->host, err, sizeof(err)) < 0 ||
 	    config__validate(&vm->cfg, &vm->host, err, sizeof(err)) < 0 ||

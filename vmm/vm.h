@@ -133,6 +133,9 @@ int kvm__register_memory(struct vm *vm, char *err, size_t errlen);
 void kvm__irq_line(struct vm *vm, uint32_t irq, int level);
 int kvm__exit(struct vm *vm, char *err, size_t errlen);
 
+/* devices/serial.c: the terminal as it was before the guest's input took it (atexit). */
+void serial__restore_terminal(struct vm *vm);
+
 /* arch/x86/cpu.c */
 int cpu__init(struct vm *vm, struct vcpu *v, char *err, size_t errlen);
 /*

@@ -97,17 +97,21 @@ def _stop_group(proc: subprocess.Popen) -> str | None:
     """SIGTERM first: memvisor -v then reports where each vCPU was (registers, code at rip),
     which says where a hung guest hangs; SIGKILL the group if that does not end it. Returns
     the threads' stacks if even that fails."""
-    for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return None
-        try:
-            proc.wait(timeout=wait)
-            return None
-        except subprocess.TimeoutExpired:
-            pass
-    return _stacks(proc.pid)
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=5)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        pass
+    # The whole group, always: a member left alive would hold the output pipes open.
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(timeout=10)
+        return None
+    except subprocess.TimeoutExpired:
+        return _stacks(proc.pid)
 
 
 def _stacks(pid: int) -> str:

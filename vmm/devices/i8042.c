@@ -1,7 +1,8 @@
 /*
  * The i8042 keyboard controller, as far as a VM needs it: its command port's "pulse reset line"
- * (0xfe), which Linux uses with `reboot=k` and as its second reboot method after the ACPI reset
- * register. It ends memvisor with EXIT_GUEST_RESET, like devices/acpi_power.c's reset register.
+ * (0xfe), which Linux uses with `reboot=k` (its default on a hardware-reduced FADT is EFI, then
+ * the reset vector: arch/x86/platform.h). It ends memvisor with EXIT_GUEST_RESET, like
+ * devices/acpi_power.c's reset register.
  * There is no keyboard: the status register reads 0 (no data, input buffer empty) so that a guest
  * waiting for the controller to take a command never spins, and the data port reads 0. The FADT
  * does not announce an 8042, so Linux's i8042 driver does not bind to it.

@@ -8,6 +8,8 @@
  * survives; past that, input is dropped and LSR reports an overrun, as the hardware does.
  */
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -25,6 +27,7 @@ enum { RBR_THR = 0, IER = 1, IIR_FCR = 2, LCR = 3, MCR = 4, LSR = 5, MSR = 6, SC
 #define IIR_RDI 0x04
 #define IIR_FIFO_ENABLED 0xc0
 #define LCR_DLAB 0x80
+#define FCR_CLEAR_RX 0x02
 #define LSR_DR 0x01
 #define LSR_OE 0x02
 #define LSR_THRE 0x20
@@ -127,7 +130,14 @@ static void serial__out(struct serial *s, unsigned reg, uint8_t v)
 	case SCR:
 		s->scr = v;
 		return;
-	default:	/* FCR: FIFOs are always on; LSR and MSR are read-only */
+	case IIR_FCR:	/* FIFOs are always on; "clear receive FIFO" drops pending input */
+		if (v & FCR_CLEAR_RX) {
+			s->rx_count = 0;
+			s->overrun = false;
+			break;
+		}
+		return;
+	default:	/* LSR and MSR are read-only */
 		return;
 	}
 	serial__update_irq(s);
@@ -210,8 +220,17 @@ static const struct bus_ops serial_ops = {
 static int serial__input_ready(struct vm *vm, int fd, char *err, size_t errlen)
 {
 	struct serial *s = vm->serial;
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 	uint8_t buf[256];
-	ssize_t n = read(fd, buf, sizeof(buf));
+	ssize_t n;
+
+	/*
+	 * Another reader of the same terminal or pipe may have taken the input since epoll said
+	 * so: a blocking read would then stall the main loop. Look again, without waiting.
+	 */
+	if (poll(&pfd, 1, 0) == 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf));
 
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
 		return 0;
@@ -254,7 +273,10 @@ static int serial__input_open(struct vm *vm, struct serial *s, char *err, size_t
 		raw = s->tty;
 		cfmakeraw(&raw);
 		raw.c_oflag = s->tty.c_oflag;	/* keep output as it was: guests print bare \n */
-		raw.c_lflag |= ISIG;		/* Ctrl-C stops memvisor, as everywhere else */
+		/* Ctrl-C stops memvisor, as everywhere else; no other key may stop or kill it raw. */
+		raw.c_lflag |= ISIG;
+		raw.c_cc[VQUIT] = _POSIX_VDISABLE;
+		raw.c_cc[VSUSP] = _POSIX_VDISABLE;
 		if (tcsetattr(fd, TCSANOW, &raw) < 0)
 			return error(err, errlen, "--serial: tcsetattr(stdin): %s", strerror(errno));
 		s->tty_saved = true;
@@ -263,7 +285,7 @@ static int serial__input_open(struct vm *vm, struct serial *s, char *err, size_t
 		int e = errno;
 
 		/* Not pollable (EPERM): no input. A terminal is pollable, so none was changed. */
-		if (e == EPERM)
+		if (e == EPERM || e == EBADF || e == EINVAL)
 			return 0;
 		if (s->tty_saved)
 			tcsetattr(fd, TCSANOW, &s->tty);
@@ -274,6 +296,33 @@ static int serial__input_open(struct vm *vm, struct serial *s, char *err, size_t
 	return 0;
 }
 
+/*
+ * Give the terminal back as it was. A terminal that hung up (EIO) has no settings left to
+ * restore; one owned by another process group now would stop us with SIGTTOU, hence blocked.
+ */
+static int serial__restore_tty(struct serial *s)
+{
+	sigset_t ttou, old;
+	int r = 0;
+
+	if (!s->tty_saved)
+		return 0;
+	s->tty_saved = false;
+	sigemptyset(&ttou);
+	sigaddset(&ttou, SIGTTOU);
+	pthread_sigmask(SIG_BLOCK, &ttou, &old);
+	if (tcsetattr(STDIN_FILENO, TCSANOW, &s->tty) < 0 && errno != EIO && errno != ENOTTY)
+		r = -1;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return r;
+}
+
+void serial__restore_terminal(struct vm *vm)
+{
+	if (vm->serial)
+		serial__restore_tty(vm->serial);
+}
+
 static int serial__input_close(struct vm *vm, struct serial *s, char *err, size_t errlen)
 {
 	int r = 0;
@@ -281,9 +330,8 @@ static int serial__input_close(struct vm *vm, struct serial *s, char *err, size_
 	if (s->in_fd >= 0 && loop__remove(&vm->loop, s->in_fd, err, errlen) < 0)
 		r = -1;
 	s->in_fd = -1;
-	if (s->tty_saved && tcsetattr(STDIN_FILENO, TCSANOW, &s->tty) < 0 && !r)
+	if (serial__restore_tty(s) < 0 && !r)
 		r = error(err, errlen, "--serial: restoring the terminal: %s", strerror(errno));
-	s->tty_saved = false;
 	return r;
 }
 

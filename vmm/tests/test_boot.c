@@ -419,6 +419,11 @@ static void test_setup_writes_guest_memory(void **state)
 	assert_int_equal(mods[1].paddr, FDT_ADDR);
 	memcpy(&fdt_magic, ram + FDT_ADDR, 4);
 	assert_int_equal((uint32_t)fdt_magic, 0xedfe0dd0);	/* 0xd00dfeed, big-endian */
+	/* Reset vector: mov dx, 0x602; mov al, 1; out dx, al; cli; hlt; jmp back to the hlt */
+	assert_memory_equal(ram + RESET_VECTOR_ADDR, ((const uint8_t[]){ 0xba, 0x02, 0x06, 0xb0,
+			    0x01, 0xee, 0xfa, 0xf4, 0xeb, 0xfd }), 10);
+	assert_int_equal(ACPI_RESET_PORT, 0x602);
+	assert_true(ACPI_TABLES_ADDR + ACPI_TABLES_MAX <= RESET_VECTOR_ADDR);
 	backing__destroy(&vm.backings[0]);
 }
 

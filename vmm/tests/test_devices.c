@@ -113,7 +113,8 @@ static void stdin_restore(int saved)
 	close(saved);
 }
 
-enum { COM1_RBR = ISA_COM1_PORT, COM1_IIR = ISA_COM1_PORT + 2, COM1_LSR = ISA_COM1_PORT + 5 };
+enum { COM1_RBR = ISA_COM1_PORT, COM1_IIR = ISA_COM1_PORT + 2, COM1_FCR = ISA_COM1_PORT + 2,
+       COM1_LSR = ISA_COM1_PORT + 5 };
 
 /*
  * Bytes on a pipe as stdin reach RBR in order with LSR.DR; at the pipe's end the input is
@@ -139,6 +140,12 @@ static void test_serial_input(void **state)
 	assert_int_equal(inb(vm, COM1_RBR), '\r');
 	assert_int_equal(inb(vm, COM1_LSR) & 1, 0);
 	assert_int_equal(inb(vm, COM1_RBR), 0);
+	/* Linux clears the receive FIFO when it opens the port: typed-ahead input goes. */
+	assert_int_equal(write(p[1], "xyz", 3), 3);
+	assert_int_equal(loop__poll(vm, 5000, err, sizeof(err)), 0);
+	assert_int_equal(inb(vm, COM1_LSR) & 1, 1);
+	outb(vm, COM1_FCR, 0x07);
+	assert_int_equal(inb(vm, COM1_LSR) & 1, 0);
 	close(p[1]);
 	assert_int_equal(loop__poll(vm, 5000, err, sizeof(err)), 0);	/* EOF: removed */
 	assert_int_equal(loop__poll(vm, 0, err, sizeof(err)), 0);

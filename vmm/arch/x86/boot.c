@@ -193,5 +193,17 @@ int boot__write_acpi(struct vm *vm, char *err, size_t errlen)
 	if (!acpi__build(&vm->cfg, &vm->layout, devices__dsdt, vm, acpi, ACPI_TABLES_ADDR,
 			 ACPI_TABLES_MAX, err, errlen))
 		return -1;
-	return 0;
+	return boot__write_reset_vector(vm, err, errlen);
+}
+
+int boot__write_reset_vector(struct vm *vm, char *err, size_t errlen)
+{
+	/* 16-bit code: mov dx, ACPI_RESET_PORT; mov al, ACPI_RESET_VALUE; out dx, al; cli; hlt; jmp $-3 */
+	static const uint8_t stub[16] = {
+		0xba, ACPI_RESET_PORT & 0xff, ACPI_RESET_PORT >> 8,
+		0xb0, ACPI_RESET_VALUE,
+		0xee, 0xfa, 0xf4, 0xeb, 0xfd,
+	};
+
+	return vm__write(vm, RESET_VECTOR_ADDR, stub, sizeof(stub), err, errlen);
 }

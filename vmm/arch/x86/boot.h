@@ -113,6 +113,8 @@ int boot__e820(struct vm *vm, struct e820_entry *out, int max, char *err, size_t
 /* --cmdline at BOOT_CMDLINE_ADDR, the initramfs where place put it, the ACPI tables at 0xe0000. */
 int boot__write_cmdline(struct vm *vm, char *err, size_t errlen);
 int boot__write_initramfs(struct vm *vm, const struct boot_image *img, char *err, size_t errlen);
+/* The ACPI tables, then the reset vector's stub (both in the reserved area below 1 MiB). */
 int boot__write_acpi(struct vm *vm, char *err, size_t errlen);
+int boot__write_reset_vector(struct vm *vm, char *err, size_t errlen);
 
 #endif

@@ -375,14 +375,19 @@ void cpu__report_state(struct vm *vm)
 		struct kvm_translation tr;
 		char code[3 * 16 + 1] = "";
 		const uint8_t *p;
+		int len;
 
 		if (v->fd < 0 || v->started || ioctl(v->fd, KVM_GET_REGS, &regs) < 0 ||
 		    ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0)
 			continue;
 		tr = (struct kvm_translation){ .linear_address = sregs.cs.base + regs.rip };
+		/* Up to the page's end: the next linear page may be anywhere physically. */
+		len = 16;
+		if ((tr.linear_address & 0xfff) > 0x1000 - 16)
+			len = (int)(0x1000 - (tr.linear_address & 0xfff));
 		if (ioctl(v->fd, KVM_TRANSLATE, &tr) == 0 && tr.valid &&
-		    (p = vm__gpa_to_hva(vm, tr.physical_address, 16)))
-			for (int b = 0; b < 16; b++)
+		    (p = vm__gpa_to_hva(vm, tr.physical_address, (uint64_t)len)))
+			for (int b = 0; b < len; b++)
 				snprintf(code + 3 * b, sizeof(code) - 3 * (size_t)b, " %02x", p[b]);
 		report("vCPU %u at stop: rip=0x%llx rsp=0x%llx rflags=0x%llx cs=0x%x cr0=0x%llx "
 		       "cr3=0x%llx cr4=0x%llx efer=0x%llx code:%s", i, (unsigned long long)regs.rip,

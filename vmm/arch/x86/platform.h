@@ -35,8 +35,15 @@
 #define BOOT_CMDLINE_MAX	0x00010000ULL
 #define FDT_ADDR		0x000c0000ULL
 #define FDT_MAX			0x00010000ULL
-#define ACPI_TABLES_ADDR	0x000e0000ULL	/* RSDP first, then the tables: 0xe0000-0xfffff */
-#define ACPI_TABLES_MAX		0x00020000ULL
+#define ACPI_TABLES_ADDR	0x000e0000ULL	/* RSDP first, then the tables: 0xe0000-0xfffef */
+#define ACPI_TABLES_MAX		0x0001fff0ULL
+/*
+ * The x86 reset vector, F000:FFF0 in real mode. Linux 6.1 on a hardware-reduced FADT reboots
+ * through EFI (which it does not have here) and then by jumping to this address in real mode
+ * ("BIOS" reboot), never trying the FADT's reset register first. A 16-byte stub here writes the
+ * reset value to that register, so a reboot ends memvisor like any other reset (boot.c).
+ */
+#define RESET_VECTOR_ADDR	0x000ffff0ULL
 
 /* COM1, as every PC since the 5150 places it. */
 #define ISA_COM1_PORT		0x3f8
@@ -66,7 +73,8 @@
  * The hardware-reduced ACPI power registers (devices/acpi_power.c), which the FADT points at:
  * sleep control, sleep status and reset, one byte each, at Cloud Hypervisor's port 0x600. The
  * guest enters S5 (power off) by writing SLP_TYP (from the DSDT's \_S5) and SLP_EN to sleep
- * control, and resets by writing ACPI_RESET_VALUE to the reset register.
+ * control, and resets by writing ACPI_RESET_VALUE to the reset register (Linux with reboot=acpi;
+ * by default it gets there through the reset vector's stub, RESET_VECTOR_ADDR).
  */
 #define ACPI_PM_PORT		0x600
 #define ACPI_PM_LEN		3
