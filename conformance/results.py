@@ -17,7 +17,7 @@ from typing import Any
 
 from . import cases as matrix
 
-PARTS = ("value", "pairwise", "pairwise-forbidden", "scenario", "rule")
+PARTS = ("value", "pairwise", "pairwise-forbidden", "scenario", "rule", "linux")
 
 
 @dataclass
@@ -56,6 +56,7 @@ def case_record(o: Outcome) -> dict[str, Any]:
             "passed": o.passed, "failures": o.failures, "seconds": o.seconds,
             "venue": r.get("venue"), "skip_reason": r.get("skipped"),
             "command": r.get("argv"), "exit_status": r.get("rc"),
+            "hung_attempts": r.get("hung_attempts") or [],
             "expect": _jsonable(o.case.expect)}
 
 
@@ -123,6 +124,10 @@ def summary(records: list[dict[str, Any]], cov: dict, out: Path, head: dict[str,
     lost = [r["name"] for r in records if any(f.startswith("lost:") for f in r["failures"])]
     if lost:
         lines.append(f"lost to a stalled or failed test host: {len(lost)}: {', '.join(lost)}")
+    retried = [f"{r['name']} ({len(r['hung_attempts'])})" for r in records if r.get("hung_attempts")]
+    if retried:
+        lines.append(f"booted again after a hung boot (the test host's nested KVM; results.json "
+                     f"has each hang): {', '.join(retried)}")
     skipped = [r for r in records if r["status"] == "skipped"]
     for r in skipped[:10]:
         lines.append(f"skipped {r['name']}: {r['skip_reason']}")

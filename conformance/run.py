@@ -41,6 +41,8 @@ def inhost_case(case: matrix.Case, driver: MemvisorDriver) -> dict:
         "teardown": list(case.teardown),
         "files": list(case.files),
         "timeout": linux.CASE_TIMEOUT_S if case.guest == "linux" else CASE_TIMEOUT_S,
+        "attempts": linux.ATTEMPTS if case.guest == "linux" else 1,
+        "idle_timeout": linux.IDLE_S if case.guest == "linux" else None,
         # --print-layout checks against the host it runs on: the case's own.
         "layout_argv": driver.layout_command(case.config) if case.valid else None,
     }
@@ -140,13 +142,18 @@ def run(mode: str, pattern: str | None, shard: tuple[int, int] | None, out: Path
     here = needs.facts_here() if groups["skipped"] and decision.native else None
 
     def record(case: matrix.Case, result: dict, seconds: float) -> None:
+        why = linux.environment_hang(case.guest, result)
+        if why:
+            result["skipped"] = why
         o = Outcome(case, check(case, result), seconds, result)
         outcomes[case.name] = o
         stream.write(json.dumps(results.case_record(o)) + "\n")
         stream.flush()
         label = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}[o.status]
+        hung = len(result.get("hung_attempts") or [])
         print(f"[{len(outcomes)}/{len(cases)}] {case.name:40} {label} {seconds:6.2f}s "
-              f"{result.get('venue') or ''}", flush=True)
+              f"{result.get('venue') or ''}" + (f" (after {hung} hung boot(s))" if hung else ""),
+              flush=True)
 
     for c in groups["skipped"]:
         why = needs.unmet(c, here) if here else None

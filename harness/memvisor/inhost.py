@@ -38,6 +38,23 @@ def _reader(stream, sink: list[str], marker: str | None, seen: threading.Event) 
 
 
 def run_case(case: dict) -> dict:
+    """One case; a case with `attempts` > 1 is run again when it timed out (a guest that hung),
+    up to that many times. The hung attempts are kept in the result: what the vCPUs were doing
+    and the last lines of the console, so that a retried case never hides what happened."""
+    hung: list[dict] = []
+    attempts = int(case.get("attempts", 1))
+    for attempt in range(1, attempts + 1):
+        result = _attempt(case)
+        if not result["timed_out"] or attempt == attempts:
+            break
+        hung.append({"seconds": result["seconds"],
+                     "vcpus": [ln for ln in result["stderr"].splitlines() if " at stop: " in ln],
+                     "console_tail": result["stdout"].strip().splitlines()[-3:]})
+    result["hung_attempts"] = hung
+    return result
+
+
+def _attempt(case: dict) -> dict:
     result: dict = {"name": case["name"], "argv": case["argv"], "setup_errors": []}
     for pre in case.get("setup", []):
         p = subprocess.run(pre, shell=True, capture_output=True, text=True)
@@ -59,22 +76,29 @@ def run_case(case: dict) -> dict:
     t_out.start()
     t_err.start()
     # One budget for the whole case: the runner outside allows timeout + a margin before it
-    # declares the test host stalled.
-    timeout = case.get("timeout", 120)
-    deadline = start + timeout
+    # declares the test host stalled. A guest whose console stays silent for `idle_timeout`
+    # seconds (a booting kernel never is) is taken as hung at once, not at the deadline.
+    deadline = start + case.get("timeout", 120)
+    idle = case.get("idle_timeout")
     result["timed_out"] = False
+    ended = "done"
     if hold_marker:
-        if held.wait(timeout) and proc.poll() is None:
+        ended = _wait(lambda: held.is_set() or proc.poll() is not None, deadline, idle, out)
+        if ended == "done" and held.is_set() and proc.poll() is None:
             # The report is out and the guest is halted: the host state is the steady state.
             time.sleep(case.get("settle", 0.2))
             result["during"] = {name: read_proc(proc.pid, name)
                                 for name in ("smaps", "numa_maps", "status")}
             result["hp_during"] = hugepage_counters()
             proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
+            idle = None     # a held guest is silent by design
+    if ended == "done":
+        ended = _wait(lambda: proc.poll() is not None, max(deadline, time.monotonic() + 1.0),
+                      idle, out)
+    if ended != "done":
         result["timed_out"] = True
+        if ended == "silent":
+            result["silent_s"] = idle
         result["stuck"] = _stacks(proc.pid)
         unkillable = _stop_group(proc)
         if unkillable:
@@ -91,6 +115,22 @@ def run_case(case: dict) -> dict:
     for post in case.get("teardown", []):
         subprocess.run(post, shell=True, check=False)
     return result
+
+
+def _wait(done, deadline: float, idle_s: float | None, out: list[str]) -> str:
+    """Poll until done() ("done"), the deadline ("deadline"), or no new console line for
+    idle_s seconds ("silent")."""
+    seen, last = len(out), time.monotonic()
+    while not done():
+        now = time.monotonic()
+        if len(out) != seen:
+            seen, last = len(out), now
+        if now >= deadline:
+            return "deadline"
+        if idle_s and now - last >= idle_s:
+            return "silent"
+        time.sleep(0.1)
+    return "done"
 
 
 def _stop_group(proc: subprocess.Popen) -> str | None:

@@ -38,6 +38,11 @@ TESTHOST = TOP / "ci" / "testhost"
 PYTHON = "/usr/bin/python3"
 BOOT_S = 240          # boot + module load + 9p mount: ~15 s idle, ~40 s with the other core busy
 MARGIN_S = 60         # beyond a case's own timeout (inhost kills the VMM at its timeout)
+
+
+def case_budget(case: dict) -> int:
+    """A case's whole time: its timeout for each attempt it may take (inhost.run_case)."""
+    return int(case.get("timeout", 120)) * int(case.get("attempts", 1))
 MAX_FAILED_BOOTS = 2  # consecutive test hosts that finished no case
 
 Result = dict[str, Any]
@@ -227,7 +232,7 @@ def _one_testhost(cases: list[dict], todo: list[int], deliver: Callable[[int, Re
     """One ci/testhost boot over the cases `todo`. Returns the indices delivered, the index of
     the case under way if the test host had to be stopped (else None), and why it ended."""
     batch = [cases[i] for i in todo]
-    total = opts.boot_s + sum(int(c.get("timeout", 120)) + opts.margin_s for c in batch)
+    total = opts.boot_s + sum(case_budget(c) + opts.margin_s for c in batch)
     BUILD.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=BUILD, prefix="batch.") as d:
         cases_file, stream = Path(d) / "cases.json", Path(d) / "results.jsonl"
@@ -286,8 +291,7 @@ def _one_testhost(cases: list[dict], todo: list[int], deliver: Callable[[int, Re
                 m = PROGRESS.match(line.rstrip("\n"))
                 if m and m.group(4) == "started":
                     under_way = int(m.group(1)) - 1
-                    deadline = time.monotonic() + int(batch[under_way].get("timeout", 120)) \
-                        + opts.margin_s
+                    deadline = time.monotonic() + case_budget(batch[under_way]) + opts.margin_s
                 elif m:
                     collect()
                     under_way = None

@@ -1,0 +1,50 @@
+"""inhost.run_case's attempts: a case that times out is run again, up to `attempts` times in all,
+and every hung attempt stays in the result (nothing about a hang is hidden by the retry)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from memvisor.inhost import run_case
+from memvisor.runner import case_budget
+
+
+def _case(tmp_path: Path, script: str, attempts: int) -> dict:
+    return {"name": "t", "argv": ["sh", "-c", script], "timeout": 1, "attempts": attempts}
+
+
+def test_hang_then_pass(tmp_path: Path) -> None:
+    count = tmp_path / "n"
+    # The first attempt hangs (sleeps past its timeout), the second exits 0.
+    script = (f"n=$(cat {count} 2>/dev/null || echo 0); echo $((n + 1)) > {count}; "
+              f"echo attempt $n; [ $n -ge 1 ] || exec sleep 30")
+    r = run_case(_case(tmp_path, script, 3))
+    assert not r["timed_out"] and r["rc"] == 0
+    assert r["stdout"].strip() == "attempt 1"
+    assert len(r["hung_attempts"]) == 1
+    assert r["hung_attempts"][0]["console_tail"] == ["attempt 0"]
+    assert count.read_text().strip() == "2"
+
+
+def test_always_hangs(tmp_path: Path) -> None:
+    r = run_case(_case(tmp_path, "exec sleep 30", 2))
+    assert r["timed_out"] and len(r["hung_attempts"]) == 1
+
+
+def test_single_attempt_by_default(tmp_path: Path) -> None:
+    case = _case(tmp_path, "exec sleep 30", 1)
+    del case["attempts"]
+    r = run_case(case)
+    assert r["timed_out"] and r["hung_attempts"] == []
+    assert case_budget(case) == 1 and case_budget({"timeout": 120, "attempts": 3}) == 360
+
+
+def test_silence_ends_an_attempt_early(tmp_path: Path) -> None:
+    """A console silent for idle_timeout seconds is a hang, long before the case's timeout;
+    one that keeps printing is not."""
+    case = {"name": "t", "argv": ["sh", "-c", "echo booting; exec sleep 30"], "timeout": 20,
+            "idle_timeout": 1}
+    r = run_case(case)
+    assert r["timed_out"] and r["silent_s"] == 1 and r["seconds"] < 10
+    chatty = dict(case, argv=["sh", "-c", "for i in 1 2 3 4; do echo $i; sleep 0.5; done"])
+    r = run_case(chatty)
+    assert not r["timed_out"] and r["rc"] == 0 and r["stdout"].split() == ["1", "2", "3", "4"]

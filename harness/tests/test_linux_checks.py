@@ -1,0 +1,84 @@
+"""conformance/linux.py's checks against hand-made memvisor-linux reports: each fact it reads
+is shown to fail when the guest saw something else, and to pass when it saw what the oracle
+expects (the reports real guests write are checked by test_linux_guest_qemu.py)."""
+from __future__ import annotations
+
+from conformance import cases, linux
+
+MiB = 1 << 20
+BY_NAME = {c.name: c for c in cases.generate("full") if c.guest == "linux"}
+
+
+def report(nodes: str, dist: str, extra: str = "", online: int = 1) -> str:
+    return "\n".join([
+        "console noise memvisor-linux 1",
+        f"cpu online={online} possible=2",
+        nodes, dist,
+        "memory_blocks block_size=0x8000000 count=8 online=8 offline=0 auto_online=offline",
+        extra,
+        "PASS: modules", "PASS: memtest", "PASS: nodes", "PASS: read",
+        "SUMMARY: ok pass=4 skip=0", ""])
+
+
+GOOD_NODES = ("node id=0 cpus=0 mem_total=0x1a000000 mem_free=0x10000000\n"
+              "node id=1 mem_total=0x1f000000 mem_free=0x1e000000")
+GOOD_DIST = "distance from=0 dist=10,20\ndistance from=1 dist=20,10"
+
+
+def failures(text: str, name: str = "linux-numa2", rc: int = 143) -> list[str]:
+    case = BY_NAME[name]
+    return linux.check(case.expect, case.end, {"rc": rc, "stdout": text, "stderr": ""})
+
+
+def test_every_linux_case_is_valid_and_named() -> None:
+    assert set(linux.QUICK) <= set(BY_NAME)
+    assert {c.name for c in linux.CASES} == set(BY_NAME)
+
+
+def test_matching_report_passes() -> None:
+    assert failures(report(GOOD_NODES, GOOD_DIST)) == []
+
+
+def test_each_fact_can_fail() -> None:
+    assert any("distances" in f for f in failures(report(GOOD_NODES, GOOD_DIST.replace("20", "21"))))
+    assert any("nodes [0]" in f for f in failures(report(GOOD_NODES.split("\n")[0], GOOD_DIST)))
+    moved = GOOD_NODES.replace("node id=1 mem", "node id=1 cpus=1 mem")
+    assert any("node 1: CPUs [1]" in f for f in failures(report(moved, GOOD_DIST)))
+    small = GOOD_NODES.replace("0x1f000000 mem_free", "0x8000000 mem_free")
+    assert any("node 1: MemTotal" in f for f in failures(report(small, GOOD_DIST)))
+    assert any("CPUs online" in f for f in failures(report(GOOD_NODES, GOOD_DIST, online=2)))
+    hot = "hotplug_range node=1 start=0x100000000 end=0x140000000"
+    assert any("hotpluggable" in f for f in failures(report(GOOD_NODES, GOOD_DIST, hot)))
+    offline = report(GOOD_NODES, GOOD_DIST).replace("offline=0", "offline=1")
+    assert any("memory blocks" in f for f in failures(offline))
+    assert any("status was 0" in f for f in failures(report(GOOD_NODES, GOOD_DIST), rc=0))
+    bad = report(GOOD_NODES, GOOD_DIST).replace("PASS: memtest", "FAIL: memtest errors=1") \
+        .replace("SUMMARY: ok pass=4", "SUMMARY: FAIL 1 pass=3")
+    assert any("own checks failed" in f for f in failures(bad))
+    assert any("unreadable" in f for f in failures("no report at all"))
+
+
+def test_ends() -> None:
+    poweroff = BY_NAME["linux-pvh-poweroff"]
+    ok = {"rc": 0, "stdout": report(GOOD_NODES, GOOD_DIST), "stderr": ""}
+    assert linux.check(poweroff.expect, "poweroff", ok) == []
+    assert linux.check(poweroff.expect, "poweroff", dict(ok, rc=4))
+    panic = BY_NAME["linux-panic"]
+    crash = {"rc": 2, "stdout": "", "stderr": "memvisor: vCPU 0: shutdown (triple fault) at rip=0x1"}
+    assert linux.check(panic.expect, "panic", crash) == []
+    assert linux.check(panic.expect, "panic", dict(crash, stderr=""))
+    one = report("node id=0 cpus=0 mem_total=0x1c000000 mem_free=0x1a000000",
+                 "distance from=0 dist=10").replace("count=8 online=8", "count=4 online=4")
+    reboot = BY_NAME["linux-reboot"]
+    assert linux.check(reboot.expect, "reboot", {"rc": 4, "stdout": one, "stderr": ""}) == []
+    assert linux.check(reboot.expect, "reboot", {"rc": 0, "stdout": one, "stderr": ""})
+
+
+def test_environment_hang_only_in_the_test_host() -> None:
+    hung = {"venue": "testhost", "timed_out": True, "hung_attempts": [{}] * 4,
+            "stderr": "memvisor: vCPU 0 at stop: rip=0xffffffff81a5a1a9 rflags=0x2"}
+    why = linux.environment_hang("linux", hung)
+    assert why and "all 5 boots" in why and "rip=0xffffffff81a5a1a9" in why
+    assert linux.environment_hang("linux", dict(hung, venue="native")) is None
+    assert linux.environment_hang("probe", hung) is None
+    assert linux.environment_hang("linux", dict(hung, timed_out=False)) is None
