@@ -14,6 +14,7 @@ and appended to results.jsonl at once.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import zlib
 from pathlib import Path
@@ -97,7 +98,17 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def plan(cases: list[matrix.Case], decision: venues.Decision) -> dict[str, list[matrix.Case]]:
-    """Which cases go where; natively unmet ones go to the test host under auto, else skip."""
+    """Which cases go where; natively unmet ones go to the test host under auto, else skip.
+    Linux cases do not go to the test host unless LINUX_IN_TESTHOST=1 (linux.TESTHOST_SKIP)."""
+    groups = _plan(cases, decision)
+    groups["linux-skipped"] = []
+    if os.environ.get("LINUX_IN_TESTHOST") != "1":
+        groups["linux-skipped"] = [c for c in groups["testhost"] if c.guest == "linux"]
+        groups["testhost"] = [c for c in groups["testhost"] if c.guest != "linux"]
+    return groups
+
+
+def _plan(cases: list[matrix.Case], decision: venues.Decision) -> dict[str, list[matrix.Case]]:
     groups: dict[str, list[matrix.Case]] = {"native": [], "testhost": [], "skipped": []}
     if decision.venue == "testhost":
         groups["testhost"] = list(cases)
@@ -155,6 +166,9 @@ def run(mode: str, pattern: str | None, shard: tuple[int, int] | None, out: Path
               f"{result.get('venue') or ''}" + (f" (after {hung} hung boot(s))" if hung else ""),
               flush=True)
 
+    for c in groups["linux-skipped"]:
+        record(c, {"name": c.name, "argv": driver.command(c.config), "venue": "testhost",
+                   "skipped": linux.TESTHOST_SKIP}, 0.0)
     for c in groups["skipped"]:
         why = needs.unmet(c, here) if here else None
         record(c, {"name": c.name, "argv": driver.command(c.config), "venue": "native",
@@ -168,8 +182,9 @@ def run(mode: str, pattern: str | None, shard: tuple[int, int] | None, out: Path
             g[i], r, float(r.get("seconds", 0.0))))
     stream.close()
     ordered = [outcomes[c.name] for c in cases]
+    # The venue compares probe boots: a Linux case's 20-60 s would only skew the median.
     th = [o.result["seconds"] for o in ordered if o.result.get("venue") == "testhost"
-          and o.case.valid and not o.failures]
+          and o.case.valid and o.case.guest == "probe" and not o.failures]
     venues.record_testhost(th)
     cov = matrix.coverage(cases)
     head = {"mode": mode, "pattern": pattern, "shard": list(shard) if shard else None,
