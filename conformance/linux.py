@@ -33,9 +33,11 @@ ATTEMPTS = 5
 
 END_STATUS = {"poweroff": 0, "reboot": 4, "panic": 2}
 SIGTERM_STATUS = 143
-# Linux keeps part of each node's RAM for itself (the kernel image on the first node, struct
-# pages, per-CPU areas): a node's MemTotal is at most its RAM and at least this share of it.
-MIN_MEMTOTAL_SHARE = 0.70
+# Linux keeps part of each node's RAM for itself (the kernel image, struct pages, per-CPU areas,
+# the 64 MiB swiotlb buffer, which memblock takes from the highest RAM below 4 GiB, whichever
+# node that is): a node's MemTotal is at most its RAM, and short of it by at most this much
+# (a 256 MiB node was seen at 141 MiB with a virtio-mem area beside it).
+MAX_KERNEL_SHARE, MAX_KERNEL_BYTES = 0.30, 160 << 20
 
 
 @dataclass(frozen=True)
@@ -161,9 +163,10 @@ def check_report(exp: Expectation, r: Report) -> list[str]:
         if got != cpus:
             bad.append(f"node {nid}: CPUs {got}, expected {cpus}")
         total = ln.num("mem_total")
-        if not MIN_MEMTOTAL_SHARE * ram <= total <= ram:
+        floor = ram - max(int(MAX_KERNEL_SHARE * ram), MAX_KERNEL_BYTES)
+        if not floor <= total <= ram:
             bad.append(f"node {nid}: MemTotal {total:#x}, expected at most its RAM {ram:#x} "
-                       f"and at least {MIN_MEMTOTAL_SHARE:.0%} of it")
+                       f"and at least {floor:#x}")
         if sorted(hot.get(nid, [])) != hotplug:
             bad.append(f"node {nid}: hotpluggable ranges {[hex(s) for s in hot.get(nid, [])]}, "
                        f"expected {[hex(s) for s in hotplug]}")
