@@ -29,6 +29,9 @@ struct bus_ops {
 	void (*write)(void *opaque, uint64_t offset, const uint8_t *data, unsigned size);
 };
 
+/* A read handler for registers that read as zero (status registers with nothing to report). */
+void bus__read_zero(void *opaque, uint64_t offset, uint8_t *data, unsigned size);
+
 struct bus_range {
 	uint64_t base, len;
 	const struct bus_ops *ops;

@@ -76,15 +76,22 @@ def _boot_id() -> str:
         return ""
 
 
+def kvm_error() -> str | None:
+    """Why /dev/kvm cannot be opened for reading and writing here, or None when it can."""
+    try:
+        os.close(os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC))
+    except OSError as e:
+        return e.strerror
+    return None
+
+
 def measure_native(memvisor: Path | None = None, probe: Path | None = None) -> NativeKvm:
     """Open /dev/kvm, then boot the probe (128 MiB) natively and time it to its exit."""
     memvisor = memvisor or Path(os.environ.get("MEMVISOR_BIN", BUILD / "memvisor"))
     probe = probe or BUILD / "guests" / "probe.elf"
-    try:
-        fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
-        os.close(fd)
-    except OSError as e:
-        return NativeKvm(False, "none", None, f"/dev/kvm: {e.strerror}")
+    why = kvm_error()
+    if why:
+        return NativeKvm(False, "none", None, f"/dev/kvm: {why}")
     kind = kvm_kind()
     if not memvisor.exists() or not probe.exists():
         return NativeKvm(False, kind, None, f"cannot try: {memvisor} or {probe} is not built")
@@ -104,21 +111,38 @@ def measure_native(memvisor: Path | None = None, probe: Path | None = None) -> N
     return NativeKvm(True, kind, seconds, f"the probe exited in {seconds} s")
 
 
+_MISSING = object()
+
+
+def _cached(path: Path, key: dict, field: str) -> object:
+    """A measurement stored under `key` in `path`, or _MISSING (absent, stale or unreadable)."""
+    try:
+        cached = json.loads(path.read_text())
+        if cached.get("key") == key:
+            return cached[field]
+    except (OSError, ValueError, KeyError, AttributeError):
+        pass
+    return _MISSING
+
+
+def _cache(path: Path, key: dict, field: str, value: object) -> None:
+    BUILD.mkdir(exist_ok=True)
+    path.write_text(json.dumps({"key": key, field: value}, indent=1) + "\n")
+
+
 def native_kvm(refresh: bool = False) -> NativeKvm:
     memvisor = Path(os.environ.get("MEMVISOR_BIN", BUILD / "memvisor"))
     key = {"schema": 1, "boot_id": _boot_id(),
            "memvisor_mtime": memvisor.stat().st_mtime if memvisor.exists() else None}
-    if not refresh and CACHE.exists():
+    cached = _MISSING if refresh else _cached(CACHE, key, "native")
+    if isinstance(cached, dict):
         try:
-            cached = json.loads(CACHE.read_text())
-            if cached.get("key") == key:
-                return NativeKvm(**cached["native"])
-        except (OSError, ValueError, TypeError):
+            return NativeKvm(**cached)
+        except TypeError:
             pass
     n = measure_native(memvisor)
     if key["memvisor_mtime"] is not None:
-        BUILD.mkdir(exist_ok=True)
-        CACHE.write_text(json.dumps({"key": key, "native": asdict(n)}, indent=1) + "\n")
+        _cache(CACHE, key, "native", asdict(n))
     return n
 
 
@@ -152,17 +176,12 @@ def native_linux(refresh: bool = False) -> str | None:
     stamp = [str(p.stat().st_mtime) if p.exists() else None
              for p in (memvisor, LINUX_DIR / "vmlinux", LINUX_DIR / "initramfs.cpio.gz")]
     key = {"schema": 1, "boot_id": _boot_id(), "stamp": stamp}
-    if not refresh and LINUX_CACHE.exists():
-        try:
-            cached = json.loads(LINUX_CACHE.read_text())
-            if cached.get("key") == key:
-                return cached["why_not"]
-        except (OSError, ValueError, KeyError):
-            pass
+    cached = _MISSING if refresh else _cached(LINUX_CACHE, key, "why_not")
+    if isinstance(cached, str):
+        return cached
     why_not = measure_native_linux(memvisor)
     if why_not:     # a verdict about this KVM; anything else is tried again next time
-        BUILD.mkdir(exist_ok=True)
-        LINUX_CACHE.write_text(json.dumps({"key": key, "why_not": why_not}, indent=1) + "\n")
+        _cache(LINUX_CACHE, key, "why_not", why_not)
     return why_not
 
 

@@ -9,12 +9,13 @@ by a synthetic kernel of a few instructions that reports through the exit port; 
 """
 from __future__ import annotations
 
-import os
 import struct
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from memvisor.venue import kvm_error
 
 TOP = Path(__file__).resolve().parents[2]
 MEMVISOR = TOP / "build" / "memvisor"
@@ -85,17 +86,9 @@ def test_bad_input(tmp_path: Path) -> None:
             "below initrd_addr_max 0x7fffffff")
 
 
-def _kvm_usable() -> bool:
-    try:
-        os.close(os.open("/dev/kvm", os.O_RDWR))
-        return True
-    except OSError:
-        return False
-
-
 @pytest.mark.parametrize("pref,cmdline", [(0x1000000, "A"), (0x1100000, "B")])
 def test_64bit_entry_state(tmp_path: Path, pref: int, cmdline: str) -> None:
-    if not _kvm_usable():
+    if kvm_error() is not None:
         pytest.skip("no usable /dev/kvm (ci/testhost runs this suite where there is one)")
     kernel = tmp_path / "entry.bzImage"
     kernel.write_bytes(bzimage(pref=pref))

@@ -8,7 +8,6 @@ here asserts a timing: only how the figures of one report relate to each other.
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from memvisor.report import FaultPhase, FaultReport, ReportError, parse_fault
+from memvisor.venue import kvm_error
 
 TOP = Path(__file__).resolve().parents[2]
 MEMVISOR = TOP / "build" / "memvisor"
@@ -105,19 +105,11 @@ def test_malformed_reports_are_rejected(text: str) -> None:
 
 # ---- a real report ----
 
-def _kvm_usable() -> bool:
-    try:
-        os.close(os.open("/dev/kvm", os.O_RDWR))
-        return True
-    except OSError:
-        return False
-
-
 def _run(venue: str, size: int) -> FaultReport:
     if not FAULT.exists():
         pytest.skip("build/guests/fault.elf missing: run `make` first")
     if venue == "kvm":
-        if not (MEMVISOR.exists() and _kvm_usable()):
+        if not (MEMVISOR.exists() and kvm_error() is None):
             pytest.skip("no usable /dev/kvm or build/memvisor")
         cmd = [str(MEMVISOR), "--serial", "tty", "--cpus", "boot=1", "--memory",
                f"size={2 * size // MiB + 64}M", "--kernel", str(FAULT), "--cmdline", f"size={size // MiB}M"]

@@ -48,16 +48,8 @@ static void acpi_power__write(void *opaque, uint64_t offset, const uint8_t *data
 	}
 }
 
-static void acpi_power__read(void *opaque, uint64_t offset, uint8_t *data, unsigned size)
-{
-	(void)opaque;
-	(void)offset;
-	for (unsigned i = 0; i < size; i++)
-		data[i] = 0;
-}
-
 static const struct bus_ops acpi_power_ops = {
-	.read = acpi_power__read,
+	.read = bus__read_zero,
 	.write = acpi_power__write,
 };
 

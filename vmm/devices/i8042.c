@@ -11,14 +11,6 @@
 #include "util.h"
 #include "vm.h"
 
-static void i8042__read(void *opaque, uint64_t offset, uint8_t *data, unsigned size)
-{
-	(void)opaque;
-	(void)offset;
-	for (unsigned i = 0; i < size; i++)
-		data[i] = 0;
-}
-
 static void i8042__write_cmd(void *opaque, uint64_t offset, const uint8_t *data, unsigned size)
 {
 	(void)size;
@@ -26,8 +18,8 @@ static void i8042__write_cmd(void *opaque, uint64_t offset, const uint8_t *data,
 		vm__stop(opaque, EXIT_GUEST_RESET);
 }
 
-static const struct bus_ops i8042_data_ops = { .read = i8042__read };
-static const struct bus_ops i8042_cmd_ops = { .read = i8042__read, .write = i8042__write_cmd };
+static const struct bus_ops i8042_data_ops = { .read = bus__read_zero };
+static const struct bus_ops i8042_cmd_ops = { .read = bus__read_zero, .write = i8042__write_cmd };
 
 static int i8042__init(struct vm *vm, char *err, size_t errlen)
 {

@@ -16,6 +16,7 @@
 
 #include "util.h"
 #include "vm.h"
+#include "tests/tmpdir.h"
 
 #define XEN_ELFNOTE_PHYS32_ENTRY 18
 #define HVM_START_MAGIC 0x336ec578
@@ -27,7 +28,6 @@
 #define IMAGE_SIZE 0x500
 #define ENTRY 0x100040
 
-static char tmpdir[64];
 
 struct image {
 	uint8_t b[IMAGE_SIZE];
@@ -74,18 +74,10 @@ static void put_note(struct image *im, size_t off, uint32_t namesz, uint32_t des
 /* Headers into the buffer (at any offset: memcpy), then the buffer into a file. */
 static const char *image_write(struct image *im, const char *name)
 {
-	static char path[128];
-	int fd;
-
 	if (im->eh.e_phoff <= sizeof(im->b) - sizeof(im->ph))	/* no wrap here either */
 		memcpy(im->b + im->eh.e_phoff, im->ph, sizeof(im->ph));
 	memcpy(im->b, &im->eh, sizeof(im->eh));
-	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, im->b, im->size), (ssize_t)im->size);
-	assert_int_equal(close(fd), 0);
-	return path;
+	return tmpdir_write(name, im->b, im->size);
 }
 
 static struct boot_image *load_ok(struct image *im)
@@ -227,15 +219,11 @@ static void test_notes(void **state)
 static void test_not_regular(void **state)
 {
 	char err[256] = "", path[128];
-	int fd;
 
 	(void)state;
 	assert_null(boot__load_kernel(tmpdir, err, sizeof(err)));
 	assert_non_null(strstr(err, "is not a non-empty regular file"));
-	snprintf(path, sizeof(path), "%s/empty", tmpdir);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	assert_true(fd >= 0);
-	assert_int_equal(close(fd), 0);
+	snprintf(path, sizeof(path), "%s", tmpdir_write("empty", "", 0));
 	assert_null(boot__load_kernel(path, err, sizeof(err)));
 	assert_non_null(strstr(err, "is not a non-empty regular file"));
 	assert_null(boot__load_kernel("/nonexistent/vmlinux", err, sizeof(err)));
@@ -314,11 +302,8 @@ static void test_check_kernel(void **state)
 
 static const char *initramfs_file(size_t size)
 {
-	static char path[128];
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/initramfs", tmpdir);
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	const char *path = tmpdir_path("initramfs");
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	assert_true(fd >= 0);
 	assert_int_equal(ftruncate(fd, (off_t)size), 0);
 	assert_int_equal(pwrite(fd, "INITRD", 6, 0), 6);
@@ -333,7 +318,6 @@ static void test_initramfs_checks(void **state)
 	char err[256] = "", path[128];
 	struct boot_image *img;
 	struct image im;
-	int fd;
 
 	(void)state;
 	image_init(&im);
@@ -342,10 +326,7 @@ static void test_initramfs_checks(void **state)
 	assert_int_equal(boot__load_initramfs(img, tmpdir, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "--initramfs: "));
 	assert_non_null(strstr(err, "is not a non-empty regular file"));
-	snprintf(path, sizeof(path), "%s/empty-initrd", tmpdir);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	assert_true(fd >= 0);
-	assert_int_equal(close(fd), 0);
+	snprintf(path, sizeof(path), "%s", tmpdir_write("empty-initrd", "", 0));
 	assert_int_equal(boot__load_initramfs(img, path, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "is not a non-empty regular file"));
 
@@ -427,28 +408,6 @@ static void test_setup_writes_guest_memory(void **state)
 	backing__destroy(&vm.backings[0]);
 }
 
-static int make_tmpdir(void **state)
-{
-	(void)state;
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/memvisor-test-boot-XXXXXX");
-	return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int remove_tmpdir(void **state)
-{
-	static const char *const names[] = { "ok.elf", "bad.elf", "empty", "empty-initrd",
-					     "initramfs" };
-	char path[128];
-
-	(void)state;
-	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
-		snprintf(path, sizeof(path), "%s/%s", tmpdir, names[i]);
-		if (unlink(path) < 0 && errno != ENOENT)
-			return -1;
-	}
-	return rmdir(tmpdir);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -462,5 +421,5 @@ int main(void)
 		cmocka_unit_test(test_setup_writes_guest_memory),
 	};
 
-	return cmocka_run_group_tests_name("boot", tests, make_tmpdir, remove_tmpdir);
+	return cmocka_run_group_tests_name("boot", tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -17,6 +17,7 @@
 
 #include "util.h"
 #include "vm.h"
+#include "tests/tmpdir.h"
 
 /* Where ci/testhost unpacks Debian's kernel package; the unit tests run from the top. */
 #define DEBIAN_KERNEL_GLOB "build/testhost/linux-image-*/root/boot/vmlinuz-*"
@@ -44,7 +45,6 @@ enum {
 	BP_E820_TABLE = 0x2d0,
 };
 
-static char tmpdir[64];
 
 struct bz {
 	uint8_t b[IMAGE_MAX];
@@ -91,23 +91,10 @@ static void bz_init(struct bz *z)
 	memset(z->b + SETUP_SIZE + KSIZE, 0xee, SIG_SIZE);
 }
 
-static const char *file_write(const char *name, const void *buf, size_t size)
-{
-	static char path[128];
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, buf, size), (ssize_t)size);
-	assert_int_equal(close(fd), 0);
-	return path;
-}
-
 static struct boot_image *load_ok(const struct bz *z)
 {
 	char err[256] = "";
-	struct boot_image *img = boot__load_kernel(file_write("bz", z->b, z->size), err,
+	struct boot_image *img = boot__load_kernel(tmpdir_write("bz", z->b, z->size), err,
 						   sizeof(err));
 
 	if (!img)
@@ -119,7 +106,7 @@ static struct boot_image *load_ok(const struct bz *z)
 static void load_fails(const void *buf, size_t size, const char *expect)
 {
 	char err[256] = "";
-	struct boot_image *img = boot__load_kernel(file_write("bad", buf, size), err, sizeof(err));
+	struct boot_image *img = boot__load_kernel(tmpdir_write("bad", buf, size), err, sizeof(err));
 
 	if (img) {
 		boot__free(img);
@@ -328,11 +315,8 @@ static void build(struct layout *l, uint64_t size)
 
 static const char *initramfs_file(size_t size)
 {
-	static char path[128];
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/initramfs", tmpdir);
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	const char *path = tmpdir_path("initramfs");
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	assert_true(fd >= 0);
 	assert_int_equal(ftruncate(fd, (off_t)size), 0);
 	if (size >= 9) {
@@ -728,27 +712,6 @@ static void test_debian_kernel(void **state)
 	free(path);
 }
 
-static int make_tmpdir(void **state)
-{
-	(void)state;
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/memvisor-test-bzimage-XXXXXX");
-	return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int remove_tmpdir(void **state)
-{
-	static const char *const names[] = { "bz", "bad", "initramfs" };
-	char path[128];
-
-	(void)state;
-	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
-		snprintf(path, sizeof(path), "%s/%s", tmpdir, names[i]);
-		if (unlink(path) < 0 && errno != ENOENT)
-			return -1;
-	}
-	return rmdir(tmpdir);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -764,5 +727,5 @@ int main(void)
 		cmocka_unit_test(test_debian_kernel),
 	};
 
-	return cmocka_run_group_tests_name("bzimage", tests, make_tmpdir, remove_tmpdir);
+	return cmocka_run_group_tests_name("bzimage", tests, tmpdir_setup, tmpdir_teardown);
 }

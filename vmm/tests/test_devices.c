@@ -14,25 +14,13 @@
 #include "arch/x86/platform.h"
 #include "util.h"
 #include "vm.h"
+#include "tests/devices_vm.h"
 
 static struct vm test_vm;
 
-/* The VM main has before the vCPUs start: loop, devices (serial as given), RUNNING. */
 static struct vm *device_vm(enum serial_mode serial)
 {
-	struct vm *vm = &test_vm;
-	char err[256];
-
-	vm__init(vm);
-	if (clock_gettime(CLOCK_MONOTONIC, &vm->start) < 0)
-		fail_msg("clock_gettime: %s", strerror(errno));
-	if (loop__init(&vm->loop, err, sizeof(err)) < 0)
-		fail_msg("loop__init: %s", err);
-	vm->cfg.serial = serial;
-	if (vm__init_devices(vm, err, sizeof(err)) < 0)
-		fail_msg("vm__init_devices: %s", err);
-	assert_int_equal(vm__set_state(vm, VM_RUNNING, err, sizeof(err)), 0);
-	return vm;
+	return running_vm(&test_vm, serial, NULL);
 }
 
 static void outb(struct vm *vm, uint16_t port, uint8_t v)

@@ -21,6 +21,7 @@
 #include "arch/x86/platform.h"
 #include "util.h"
 #include "vm.h"
+#include "tests/devices_vm.h"
 
 #define WATCHDOG_SECONDS 20
 
@@ -442,16 +443,7 @@ static void test_fail_reports_once(void **state)
 /* A VM with the real devices (serial as given), the loop, and no KVM: vm_fd is -1. */
 static struct vm *device_vm(enum serial_mode serial, const char *file)
 {
-	struct vm *vm = vm_with_loop();
-	char err[256];
-
-	vm->cfg.serial = serial;
-	vm->cfg.serial_file = (char *)file;
-	if (vm__init_devices(vm, err, sizeof(err)) < 0)
-		fail_msg("vm__init_devices: %s", err);
-	assert_true(vm->devices_up);
-	assert_int_equal(vm__set_state(vm, VM_RUNNING, err, sizeof(err)), 0);
-	return vm;
+	return running_vm(&test_vm, serial, file);
 }
 
 struct port_write {

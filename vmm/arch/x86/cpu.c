@@ -221,21 +221,48 @@ bool cpu__emulate_mmio(struct vm *vm, struct kvm_run *run)
 	return true;
 }
 
-/* A guest crash: its registers say where, when KVM still gives them. */
-static void cpu__crash(struct vcpu *v, const char *what)
+/*
+ * Where vCPU v is: registers and the 16 bytes at rip, read through the guest's own page tables
+ * (KVM_TRANSLATE). -1 when KVM does not give the registers. Not while the vCPU is in KVM_RUN on
+ * another thread: KVM_GET_REGS would wait for it.
+ */
+static int cpu__describe(struct vm *vm, struct vcpu *v, char *buf, size_t len)
 {
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
+	struct kvm_translation tr;
+	char code[3 * 16 + 1] = "";
+	const uint8_t *p;
+	int n = 16;
 
-	if (ioctl(v->fd, KVM_GET_REGS, &regs) < 0 || ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0) {
-		vm__fail(v->vm, EXIT_GUEST_CRASH, "vCPU %u: %s", v->id, what);
-		return;
-	}
-	vm__fail(v->vm, EXIT_GUEST_CRASH, "vCPU %u: %s at rip=0x%llx rsp=0x%llx cr0=0x%llx "
-		 "cr3=0x%llx cr4=0x%llx efer=0x%llx", v->id, what, (unsigned long long)regs.rip,
-		 (unsigned long long)regs.rsp,
+	if (ioctl(v->fd, KVM_GET_REGS, &regs) < 0 || ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0)
+		return -1;
+	tr = (struct kvm_translation){ .linear_address = sregs.cs.base + regs.rip };
+	/* Up to the page's end: the next linear page may be anywhere physically. */
+	if ((tr.linear_address & 0xfff) > 0x1000 - 16)
+		n = (int)(0x1000 - (tr.linear_address & 0xfff));
+	if (ioctl(v->fd, KVM_TRANSLATE, &tr) == 0 && tr.valid &&
+	    (p = vm__gpa_to_hva(vm, tr.physical_address, (uint64_t)n)))
+		for (int b = 0; b < n; b++)
+			snprintf(code + 3 * b, sizeof(code) - 3 * (size_t)b, " %02x", p[b]);
+	snprintf(buf, len, "rip=0x%llx rsp=0x%llx rflags=0x%llx cs=0x%x cr0=0x%llx cr3=0x%llx "
+		 "cr4=0x%llx efer=0x%llx code:%s", (unsigned long long)regs.rip,
+		 (unsigned long long)regs.rsp, (unsigned long long)regs.rflags, sregs.cs.selector,
 		 (unsigned long long)sregs.cr0, (unsigned long long)sregs.cr3,
-		 (unsigned long long)sregs.cr4, (unsigned long long)sregs.efer);
+		 (unsigned long long)sregs.cr4, (unsigned long long)sregs.efer,
+		 code[0] ? code : " unmapped");
+	return 0;
+}
+
+/* A guest crash: its registers say where, when KVM still gives them. */
+static void cpu__crash(struct vcpu *v, const char *what)
+{
+	char where[320];
+
+	if (cpu__describe(v->vm, v, where, sizeof(where)) < 0)
+		vm__fail(v->vm, EXIT_GUEST_CRASH, "vCPU %u: %s", v->id, what);
+	else
+		vm__fail(v->vm, EXIT_GUEST_CRASH, "vCPU %u: %s at %s", v->id, what, where);
 }
 
 /*
@@ -368,33 +395,13 @@ int cpu__stop_all(struct vm *vm, char *err, size_t errlen)
  */
 void cpu__report_state(struct vm *vm)
 {
+	char where[320];
+
 	for (unsigned i = 0; i < vm->cfg.boot_cpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
-		struct kvm_regs regs;
-		struct kvm_sregs sregs;
-		struct kvm_translation tr;
-		char code[3 * 16 + 1] = "";
-		const uint8_t *p;
-		int len;
 
-		if (v->fd < 0 || v->started || ioctl(v->fd, KVM_GET_REGS, &regs) < 0 ||
-		    ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0)
-			continue;
-		tr = (struct kvm_translation){ .linear_address = sregs.cs.base + regs.rip };
-		/* Up to the page's end: the next linear page may be anywhere physically. */
-		len = 16;
-		if ((tr.linear_address & 0xfff) > 0x1000 - 16)
-			len = (int)(0x1000 - (tr.linear_address & 0xfff));
-		if (ioctl(v->fd, KVM_TRANSLATE, &tr) == 0 && tr.valid &&
-		    (p = vm__gpa_to_hva(vm, tr.physical_address, (uint64_t)len)))
-			for (int b = 0; b < len; b++)
-				snprintf(code + 3 * b, sizeof(code) - 3 * (size_t)b, " %02x", p[b]);
-		report("vCPU %u at stop: rip=0x%llx rsp=0x%llx rflags=0x%llx cs=0x%x cr0=0x%llx "
-		       "cr3=0x%llx cr4=0x%llx efer=0x%llx code:%s", i, (unsigned long long)regs.rip,
-		       (unsigned long long)regs.rsp, (unsigned long long)regs.rflags, sregs.cs.selector,
-		       (unsigned long long)sregs.cr0, (unsigned long long)sregs.cr3,
-		       (unsigned long long)sregs.cr4, (unsigned long long)sregs.efer,
-		       code[0] ? code : " unmapped");
+		if (v->fd >= 0 && !v->started && cpu__describe(vm, v, where, sizeof(where)) == 0)
+			report("vCPU %u at stop: %s", i, where);
 	}
 }
 
