@@ -133,6 +133,12 @@ int kvm__register_memory(struct vm *vm, char *err, size_t errlen);
 void kvm__irq_line(struct vm *vm, uint32_t irq, int level);
 int kvm__exit(struct vm *vm, char *err, size_t errlen);
 
+/*
+ * devices/ged.c: press the ACPI power button (the GED's event, Notify(PWRB, 0x80)); -1 with
+ * err when the VM has no GED. Main thread (the API).
+ */
+int ged__power_button(struct vm *vm, char *err, size_t errlen);
+
 /* devices/serial.c: the terminal as it was before the guest's input took it (atexit). */
 void serial__restore_terminal(struct vm *vm);
 
