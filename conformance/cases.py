@@ -31,7 +31,7 @@ from memvisor.oracle import Expectation, HostFacts, Rejection, RULES, evaluate
 from memvisor.pairwise import Pairwise, allpairs
 from memvisor.sizes import parse_size
 
-from . import linux
+from . import linux, resize
 
 PROBE = BUILD / "guests" / "probe.elf"
 CMDLINE = "hold=1"        # the probe prints its report, then halts until the harness stops it
@@ -51,9 +51,11 @@ class Case:
     setup: tuple[str, ...] = ()       # shell commands inside the test host, before the VMM
     teardown: tuple[str, ...] = ()    # after it
     files: tuple[str, ...] = ()       # paths whose state the runner records afterwards
-    guest: str = "probe"              # "probe", or "linux" (conformance/linux.py)
+    guest: str = "probe"              # "probe", "linux" (conformance/linux.py) or "resize"
+                                      # (conformance/resize.py)
     end: str = "hold"                 # how the guest ends: hold (SIGTERM after the report) or,
                                       # for Linux, poweroff, reboot or panic
+    steps: tuple[dict, ...] = ()      # resize sequences: the API calls (conformance/resize.py)
 
     @property
     def valid(self) -> bool:
@@ -518,7 +520,15 @@ def _full() -> tuple[Case, ...]:
         c.guest, c.end = "linux", lc.end
         names.add(c.name)
         out.append(c)
-    quick = set(QUICK) | set(linux.QUICK)
+    # Resize sequences: their own guest and steps, each configuration valid by the oracle.
+    for seq in resize.SEQUENCES:
+        c = make_case(seq.name, resize.config(seq), "resize")
+        if c.name in names or not isinstance(c.expect, Expectation):
+            raise ValueError(f"resize case {c.name}: duplicate name or not a valid configuration")
+        c.guest, c.steps = "resize", tuple(resize.plan_steps(seq, c.expect))
+        names.add(c.name)
+        out.append(c)
+    quick = set(QUICK) | set(linux.QUICK) | set(resize.QUICK)
     missing = quick - names
     if missing:
         raise ValueError(f"QUICK names no case: {sorted(missing)}")

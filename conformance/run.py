@@ -25,7 +25,7 @@ from memvisor.runner import run_cases
 
 from . import cases as matrix
 from . import needs, results
-from . import linux
+from . import linux, resize
 from .checks import check_boot, check_host, check_rejection, setup_failures
 from .results import Outcome
 
@@ -38,10 +38,15 @@ def inhost_case(case: matrix.Case, driver: MemvisorDriver) -> dict:
         "name": case.name,
         "argv": driver.command(case.config),
         "hold_marker": "SUMMARY:" if case.valid and case.end == "hold" else None,
-        "setup": list(case.setup),
+        # A socket left by a killed run would make memvisor refuse --api-socket.
+        "setup": list(case.setup) + ([f"rm -f {case.config.api_socket}"]
+                                     if case.config.api_socket else []),
         "teardown": list(case.teardown),
         "files": list(case.files),
-        "timeout": linux.CASE_TIMEOUT_S if case.guest == "linux" else CASE_TIMEOUT_S,
+        "timeout": (linux.CASE_TIMEOUT_S if case.guest == "linux" else CASE_TIMEOUT_S
+                    + resize.STEP_BUDGET_S * len(case.steps)),
+        "steps": [{k: v for k, v in s.items() if not k.startswith("expect")} for s in case.steps],
+        "api_socket": case.config.api_socket,
         "attempts": linux.ATTEMPTS if case.guest == "linux" else 1,
         "idle_timeout": linux.IDLE_S if case.guest == "linux" else None,
         # --print-layout checks against the host it runs on: the case's own.
@@ -59,6 +64,8 @@ def check(case: matrix.Case, result: dict) -> list[str]:
         return check_rejection(case.expect, result)
     if case.guest == "linux":
         return check_linux(case, result)
+    if case.guest == "resize":
+        return resize.check(case.expect, list(case.steps), result) + setup_failures(result)
     lay = result.get("layout") or {}
     if lay.get("rc") != 0:
         failures = [f"--print-layout refused a valid configuration: {lay.get('stderr', '').strip()}"]

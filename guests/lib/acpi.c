@@ -117,6 +117,37 @@ static void aml_crs(const u8 *p, const u8 *end, struct acpi_dev *d)
 	}
 }
 
+/*
+ * The Device() at p (ExtOpPrefix DeviceOp PkgLength NameString) if it encloses [s, s+1):
+ * its last NameSeg, _UID and _CRS into d. False when p is not such a Device.
+ */
+static bool aml_device(const u8 *p, const u8 *s, const u8 *t, const u8 *end, struct acpi_dev *d)
+{
+	int nb;
+	u32 len;
+
+	if (p + 2 >= end || p[0] != 0x5b || p[1] != 0x82 || !(len = aml_pkglen(p + 2, end, &nb)) ||
+	    p + 2 + len <= s || p + 2 + len > end || p < t)
+		return false;
+	const u8 *dev = p + 2 + nb, *dend = p + 2 + len;
+	/* NameString: optional \ or ^ prefixes, then one NameSeg, DualNamePrefix or MultiNamePrefix */
+	while (dev < dend && (*dev == '\\' || *dev == '^'))
+		dev++;
+	if (dev + 2 <= dend && dev[0] == 0x2e)
+		dev += 1 + 4;
+	else if (dev + 2 <= dend && dev[0] == 0x2f && dev[1] >= 1)
+		dev += 2 + 4 * (dev[1] - 1);
+	*d = (struct acpi_dev){ .name = "" };
+	for (int i = 0; i < 4 && dev + 4 <= dend; i++)
+		d->name[i] = dev[i] >= 0x20 && dev[i] < 0x7f ? (char)dev[i] : '?';
+	const u8 *uid = aml_find_name(dev, dend, "_UID");
+	d->has_uid = uid && aml_integer(uid, dend, &d->uid);
+	const u8 *crs = aml_find_name(dev, dend, "_CRS");
+	if (crs)
+		aml_crs(crs, dend, d);
+	return true;
+}
+
 int acpi_find_hid(const struct acpi_header *h, const char *hid, struct acpi_dev *out, int max)
 {
 	const u8 *t = (const u8 *)h, *end = t + h->length;
@@ -126,26 +157,51 @@ int acpi_find_hid(const struct acpi_header *h, const char *hid, struct acpi_dev 
 	for (const u8 *s = t + 36; s + hlen + 2 <= end && n < max; s++) {
 		if (s[0] != 0x0d || memcmp(s + 1, hid, hlen) || s[1 + hlen])	/* StringPrefix */
 			continue;
-		struct acpi_dev *d = &out[n++];
-		*d = (struct acpi_dev){ .name = "" };
-		/* The innermost Device (ExtOpPrefix DeviceOp PkgLength NameSeg) enclosing the string */
-		for (const u8 *p = s - 2; p >= t + 36 && p + 65536 > s; p--) {
-			int nb;
-			u32 len;
-			if (p[0] != 0x5b || p[1] != 0x82 || !(len = aml_pkglen(p + 2, end, &nb)) ||
-			    p + 2 + len <= s || p + 2 + len > end)
-				continue;
-			const u8 *dev = p + 2 + nb, *dend = p + 2 + len;
-			for (int i = 0; i < 4 && dev + 4 <= dend; i++)
-				d->name[i] = dev[i] >= 0x20 && dev[i] < 0x7f ? (char)dev[i] : '?';
-			const u8 *uid = aml_find_name(dev, dend, "_UID");
-			d->has_uid = uid && aml_integer(uid, dend, &d->uid);
-			const u8 *crs = aml_find_name(dev, dend, "_CRS");
-			if (crs)
-				aml_crs(crs, dend, d);
-			break;
-		}
+		out[n] = (struct acpi_dev){ .name = "" };
+		/* The innermost Device enclosing the string */
+		for (const u8 *p = s - 2; p >= t + 36 && p + 65536 > s; p--)
+			if (aml_device(p, s, t + 36, end, &out[n]))
+				break;
+		n++;
 		s += hlen;
 	}
 	return n;
+}
+
+bool acpi_find_device(const struct acpi_header *h, const char *name, struct acpi_dev *out)
+{
+	const u8 *t = (const u8 *)h, *end = t + h->length;
+
+	for (const u8 *p = t + 36; p + 2 < end; p++)
+		if (aml_device(p, p, t + 36, end, out) && !memcmp(out->name, name, 4))
+			return true;
+	return false;
+}
+
+const struct acpi_header *acpi_find_dsdt(void)
+{
+	const char *source;
+	const struct acpi_rsdp *r = acpi_find_rsdp(boot.si->rsdp_paddr, &source);
+
+	if (!r)
+		return NULL;
+	bool x = r->revision >= 2 && r->xsdt;
+	const struct acpi_header *root = (const void *)(uintptr_t)(x ? r->xsdt : r->rsdt);
+	if (!root || (u64)(uintptr_t)root >= boot.mapped_limit || root->length < 36)
+		return NULL;
+	unsigned esz = x ? 8 : 4;
+	const u8 *ents = (const u8 *)root + 36;
+	for (u32 i = 0; i < (root->length - 36) / esz; i++) {
+		const struct acpi_header *f = (const void *)(uintptr_t)(x ? le64(ents + 8 * i) :
+									  le32(ents + 4 * i));
+		if (!f || (u64)(uintptr_t)f >= boot.mapped_limit || memcmp(f->sig, "FACP", 4))
+			continue;
+		const u8 *b = (const u8 *)f;
+		u64 dsdt = f->length >= 148 && le64(b + 140) ? le64(b + 140) :
+			   f->length >= 44 ? le32(b + 40) : 0;
+		const struct acpi_header *d = (const void *)(uintptr_t)dsdt;
+		if (dsdt && dsdt < boot.mapped_limit && !memcmp(d->sig, "DSDT", 4) && !acpi_sum(d, d->length))
+			return d;
+	}
+	return NULL;
 }

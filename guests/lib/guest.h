@@ -68,6 +68,10 @@ static inline void cpuid(u32 leaf, u32 sub, u32 r[4])
 	__asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(sub));
 }
 static inline u32 mmio_read32(u64 addr) { return *(volatile u32 *)addr; }
+static inline u16 mmio_read16(u64 addr) { return *(volatile u16 *)addr; }
+static inline u8 mmio_read8(u64 addr) { return *(volatile u8 *)addr; }
+static inline void mmio_write32(u64 addr, u32 v) { *(volatile u32 *)addr = v; }
+static inline void mmio_write8(u64 addr, u8 v) { *(volatile u8 *)addr = v; }
 static inline void debug_mark(u8 code) { outb(PORT_DEBUG, code); }
 
 /* string.c */
@@ -198,5 +202,34 @@ struct acpi_dev {
 	bool has_uid, has_base, has_irq;
 };
 int acpi_find_hid(const struct acpi_header *h, const char *hid, struct acpi_dev *out, int max);
+/* The first Device whose own name (the last NameSeg of its path) is name, e.g. "MHPC". */
+bool acpi_find_device(const struct acpi_header *h, const char *name, struct acpi_dev *out);
+/* The DSDT the FADT points at, checksum verified; NULL when there is none. */
+const struct acpi_header *acpi_find_dsdt(void);
+
+/* virtio.c: a polling virtio-mmio v2 driver with one queue and one request in flight */
+#define VIRTIO_F_VERSION_1 (1ULL << 32)
+#define VIRTIO_QUEUE_MAX 16			/* descriptors the driver uses at most */
+#define VIRTIO_QUEUE_BYTES 1024			/* desc table, avail at +256, used at +512 */
+struct virtio_dev {
+	u64 base;
+	u64 offered, features;
+	u32 queue;
+	u16 num, avail_idx, used_idx;
+	void *desc;
+	u16 *avail;
+	volatile u8 *used;
+};
+/* Reset, check magic/version/device id, negotiate wanted & offered (+VERSION_1); 0 or -1, why. */
+int virtio_open(struct virtio_dev *d, u64 base, u32 device_id, u64 wanted, const char **why);
+/* Queue index on VIRTIO_QUEUE_BYTES at mem (16-byte aligned, 4 KiB is safest), num descriptors. */
+int virtio_queue(struct virtio_dev *d, u32 index, void *mem, u16 num, const char **why);
+void virtio_ready(struct virtio_dev *d);	/* DRIVER_OK */
+u32 virtio_status(const struct virtio_dev *d);
+/* out (device-readable) then in (device-writable); waits for the answer. 0, or -1 on no answer. */
+int virtio_request(struct virtio_dev *d, const void *out, u32 out_len, void *in, u32 in_len,
+		   u32 *written);
+u64 virtio_config64(const struct virtio_dev *d, u32 off);
+u16 virtio_config16(const struct virtio_dev *d, u32 off);
 
 #endif

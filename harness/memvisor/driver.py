@@ -23,6 +23,7 @@ class VmConfig:
     cmdline: str = ""
     balloon: str | None = None
     initramfs: Path | None = None
+    api_socket: str | None = None
 
     def ch_args(self) -> list[str]:
         """The Cloud-Hypervisor-style options, shared by memvisor and cloud-hypervisor."""
@@ -40,6 +41,8 @@ class VmConfig:
             args += ["--initramfs", str(self.initramfs)]
         if self.balloon:
             args += ["--balloon", self.balloon]
+        if self.api_socket:
+            args += ["--api-socket", f"path={self.api_socket}"]
         return args
 
 

@@ -5,8 +5,9 @@
 Test-host boots are expensive (~15 s), so one boot runs many cases: this module is what runs
 inside it (and, natively, what harness/memvisor/runner.py calls case by case). For each case it
 records the huge page counters before, starts the VMM, and when the guest holds after its report
-(the probe's `hold` mode: its SUMMARY line is out and it halts) it samples /proc/PID/smaps,
-numa_maps and status and the counters, then stops the VMM with SIGTERM. Cases that do not hold
+(the probe's `hold` mode: its SUMMARY line is out and it halts) it runs the case's resize
+`steps`, if any (sequence.py), samples /proc/PID/smaps, numa_maps and status and the counters,
+then stops the VMM with SIGTERM. Cases that do not hold
 simply run to their exit. Parsing is left to the caller.
 
 Each result is appended to RESULTS.jsonl (and fsynced) as soon as it is known, then a progress
@@ -27,6 +28,7 @@ import time
 from pathlib import Path
 
 from .hoststate import hugepage_counters, read_proc
+from .sequence import run_steps
 
 
 def _reader(stream, sink: list[str], marker: str | None, seen: threading.Event) -> None:
@@ -85,6 +87,9 @@ def _attempt(case: dict) -> dict:
     if hold_marker:
         ended = _wait(lambda: held.is_set() or proc.poll() is not None, deadline, idle, out)
         if ended == "done" and held.is_set() and proc.poll() is None:
+            if case.get("steps"):
+                # A resize sequence: API calls, each followed by the guest and the host.
+                result["steps"] = run_steps(case, proc.pid, out, lambda: proc.poll() is None)
             # The report is out and the guest is halted: the host state is the steady state.
             time.sleep(case.get("settle", 0.2))
             result["during"] = {name: read_proc(proc.pid, name)

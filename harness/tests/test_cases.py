@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from conformance import cases, linux
+from conformance import cases, linux, resize
 from memvisor import optionspec
 from memvisor.oracle import RULES, Expectation, Rejection, evaluate
 from memvisor.pairwise import allpairs, pairs_of
@@ -99,6 +99,9 @@ def test_every_case_boots_its_guest(full) -> None:
         if c.guest == "probe":
             assert c.config.kernel == cases.PROBE and c.config.kernel.name == "probe.elf"
             assert "hold=1" in words and c.end == "hold" and c.config.initramfs is None
+        elif c.guest == "resize":
+            assert c.config.kernel == resize.GUEST and c.valid and c.steps, c.name
+            assert c.config.api_socket == resize.socket_path(c.name), c.name
         else:
             assert c.guest == "linux" and c.valid, c.name
             assert c.config.kernel in linux.KERNELS.values(), c.name
@@ -130,6 +133,8 @@ def test_sizes_are_small(full) -> None:
         total = e.boot_ram + sum(h.size for h in e.hotplug)
         if c.guest == "linux":      # Debian's kernel wants room: 512 MiB to 2 GiB
             assert 512 * MiB <= total <= 2 * GiB, c.name
+        elif c.guest == "resize":   # grown in steps, as CH's own tests grow 512 MiB to 2 GiB
+            assert 128 * MiB <= total <= 1536 * MiB, c.name
         elif "hugetlb_1g" in e.backings:
             assert total <= GiB, c.name
         else:

@@ -1,0 +1,209 @@
+"""Resize sequences: a running VM grown and shrunk through the REST API, step by step.
+
+Each case boots the resize guest (guests/resize.c) with `--api-socket`, waits for its first
+report, then plays its steps (harness/memvisor/sequence.py runs them where the VM runs). After
+each step the guest shows what it plugged (its `resize` and `dimm` lines, every plugged page
+checked against the pattern written into it) and the host shows what the zone's mapping holds.
+What each step must give comes from harness/memvisor/resizemodel.py, never from the VMM.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from memvisor.driver import BUILD, VmConfig
+from memvisor.hoststate import find_mapping, parse_smaps
+from memvisor.oracle import Expectation
+from memvisor.resizemodel import OK, ResizeModel
+
+from .checks import zone_lines
+
+GUEST = BUILD / "guests" / "resize.elf"
+MiB, GiB = 1 << 20, 1 << 30
+STEP_TIMEOUT_S = 60
+STEP_BUDGET_S = 20       # what a step adds to its case's time budget (most take < 1 s)
+# The zone mapping's resident memory follows the plugged memory to within this: the guest's
+# own pages, page tables and a partly touched huge page at the edges.
+RESIDENT_SLACK = 8 * MiB
+SUMMARY = "^SUMMARY:"
+QUICK = ("resize-vmem-default", "resize-acpi-grow")
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    endpoint: str            # "vm.resize" or "vm.resize-zone"
+    body: dict | str         # a str is sent as is (malformed JSON)
+
+
+@dataclass(frozen=True)
+class Sequence:
+    name: str
+    memory: str | None
+    zones: tuple[str, ...] = ()
+    numa: tuple[str, ...] = ()
+    steps: tuple[Step, ...] = ()
+    cmdline: str = ""
+
+
+def grow(n: int) -> Step:
+    return Step(f"resize-{n // MiB}M", "vm.resize", {"desired_ram": n})
+
+
+def zone(zid: str, n: int) -> Step:
+    return Step(f"zone-{zid}-{n // MiB}M", "vm.resize-zone", {"id": zid, "desired_ram": n})
+
+
+_NUMA2 = ("guest_numa_id=0,cpus=0,distances=[1@20],memory_zones=mem0",
+          "guest_numa_id=1,distances=[0@20],memory_zones=mem1")
+
+SEQUENCES = (
+    Sequence("resize-vmem-default", "size=256M,hotplug_method=virtio-mem,hotplug_size=512M",
+             steps=(grow(512 * MiB), grow(768 * MiB), grow(384 * MiB), grow(256 * MiB),
+                    grow(1280 * MiB), grow(257 * MiB), grow(128 * MiB),
+                    zone("mem0", 640 * MiB), zone("nosuch", 640 * MiB),
+                    Step("malformed", "vm.resize", "{\"desired_ram\": "),
+                    Step("wrong-type", "vm.resize", {"desired_ram": "1G"}),
+                    grow(256 * MiB))),
+    Sequence("resize-vmem-zones-numa", "size=0,hotplug_method=virtio-mem",
+             zones=("id=mem0,size=256M,hotplug_size=256M",
+                    "id=mem1,size=256M,hotplug_size=512M,shared=on"),
+             numa=_NUMA2,
+             steps=(zone("mem0", 512 * MiB), zone("mem1", 768 * MiB), zone("mem1", 258 * MiB),
+                    zone("mem1", 256 * MiB), grow(GiB), zone("mem0", 256 * MiB))),
+    Sequence("resize-vmem-integrity", "size=256M,hotplug_method=virtio-mem,hotplug_size=256M,"
+             "hotplugged_size=128M", cmdline="cycles=100",
+             steps=(grow(512 * MiB), grow(256 * MiB), grow(320 * MiB))),
+    Sequence("resize-vmem-file", "size=0,hotplug_method=virtio-mem",
+             zones=("id=mem0,size=128M,file=/tmp/memvisor-resize.img,shared=on,hotplug_size=256M",),
+             steps=(zone("mem0", 384 * MiB), zone("mem0", 192 * MiB), zone("mem0", 128 * MiB))),
+    Sequence("resize-vmem-hugetlb", "size=0,hotplug_method=virtio-mem",
+             zones=("id=mem0,size=64M,hugepages=on,hugepage_size=2M,hotplug_size=128M",),
+             steps=(zone("mem0", 192 * MiB), zone("mem0", 65 * MiB), zone("mem0", 64 * MiB))),
+    Sequence("resize-acpi-grow", "size=256M,hotplug_size=1G",
+             steps=(grow(384 * MiB), grow(640 * MiB), grow(600 * MiB), grow(512 * MiB),
+                    grow(1280 * MiB), grow(1408 * MiB), grow(1280 * MiB))),
+)
+
+
+def socket_path(name: str) -> str:
+    return f"/tmp/memvisor-api-{name}.sock"
+
+
+def config(s: Sequence) -> VmConfig:
+    return VmConfig(memory=s.memory, zones=list(s.zones), numa=list(s.numa), kernel=GUEST,
+                    cmdline=s.cmdline, api_socket=socket_path(s.name))
+
+
+def virtio_mem_method(s: Sequence) -> bool:
+    return "hotplug_method=virtio-mem" in (s.memory or "")
+
+
+def plan_steps(s: Sequence, exp: Expectation) -> list[dict]:
+    """The steps as sequence.py runs them, each with the answer and state the model gives."""
+    model = ResizeModel(exp, virtio_mem_method(s))
+    out = []
+    for st in s.steps:
+        before = model.snapshot()
+        if isinstance(st.body, str) or not all(isinstance(v, (int, str)) for v in st.body.values()) \
+                or not isinstance(st.body.get("desired_ram"), int):
+            status = 400                   # malformed JSON, wrong type: nothing changes
+        elif st.endpoint == "vm.resize":
+            status = model.resize(st.body["desired_ram"])
+        else:
+            status = model.resize_zone(st.body["id"], st.body["desired_ram"])
+        after = model.snapshot()
+        out.append({"name": st.name, "call": ["PUT", st.endpoint, st.body],
+                    "wait": SUMMARY if after != before else None,
+                    "timeout": STEP_TIMEOUT_S, "expect_status": status, "expect": after})
+    return out
+
+
+_MEM = re.compile(r"^virtio_mem dev=(\d+) .*?addr=0x([0-9a-f]+) region=0x([0-9a-f]+)")
+_RESIZE = re.compile(r"^resize seq=\d+ kind=virtio-mem dev=(\d+) requested=0x([0-9a-f]+) "
+                     r"plugged=0x([0-9a-f]+) answer=(-?\d+) verified_bad_pages=(\d+)")
+_DIMM = re.compile(r"^dimm seq=\d+ slot=(\d+) base=0x([0-9a-f]+) size=0x([0-9a-f]+) pxm=(\d+) "
+                   r"bad_pages=(\d+)")
+_INTEGRITY = re.compile(r"^integrity dev=\d+ cycles=(\d+) .* bad_pages=(\d+)")
+
+
+def _resident(smaps: str, host: int) -> int | None:
+    m = find_mapping(parse_smaps(smaps), host)
+    if m is None:
+        return None
+    return (m.kb("Rss") + m.kb("Shared_Hugetlb") + m.kb("Private_Hugetlb")) * 1024
+
+
+def check(exp: Expectation, planned: list[dict], result: dict) -> list[str]:
+    """The failures of a resize case, from its raw result."""
+    if result.get("timed_out"):
+        return ["the sequence did not finish in time: " + (result.get("stuck") or "")]
+    steps = result.get("steps")
+    if not steps:
+        return [f"no step ran (status {result.get('rc')}): the guest never reported"]
+    if steps[0].get("error"):
+        return [steps[0]["error"]]
+    bad: list[str] = []
+    out = result["stdout"].splitlines()
+    bad += [f"guest: {ln}" for ln in out if ln.startswith(("FAIL:", "error check="))]
+    devs = sorted((int(m[2], 16), int(m[1]), int(m[3], 16)) for m in map(_MEM.match, out) if m)
+    vmem = [h for h in exp.hotplug if h.kind == "virtio-mem"]
+    if len(devs) != len(vmem):
+        bad.append(f"the guest found {len(devs)} virtio-mem devices, expected {len(vmem)}")
+    dev_zone = {d[1]: h.zone for d, h in zip(devs, vmem)}
+    for d, h in zip(devs, vmem):
+        if d[2] != h.size:
+            bad.append(f"zone {h.zone}: virtio-mem region of {d[2]:#x}, expected {h.size:#x}")
+    for m in map(_INTEGRITY.match, out):
+        if m and int(m[2]):
+            bad.append(f"integrity: {m[2]} pages lost their pattern in {m[1]} cycles")
+    zones = zone_lines(result["stderr"])
+    plugged = {h.zone: h.plugged for h in vmem}
+    base_res: dict[str, tuple[int, int]] = {}
+    for z in exp.zones:
+        if z.zone in zones and steps:
+            r0 = _resident(steps[0].get("smaps_before", ""), zones[z.zone][1])
+            if r0 is not None:
+                base_res[z.zone] = (r0, plugged.get(z.zone, 0))
+    dimms: list[int] = []
+    for p, r in zip(planned, steps):
+        where = f"step {p['name']}"
+        if r.get("error"):
+            bad.append(f"{where}: {r['error']}")
+            break
+        if r.get("status") != p["expect_status"]:
+            bad.append(f"{where}: HTTP {r.get('status')} ({(r.get('body') or '').strip()!r}), "
+                       f"expected {p['expect_status']}")
+        if r.get("status", 0) >= 400 and ("\n" in (r.get("body") or "").strip()
+                                          or not (r.get("body") or "").strip()):
+            bad.append(f"{where}: a refusal must give a one-line reason, got {r.get('body')!r}")
+        if p["wait"] and not r.get("matched"):
+            bad.append(f"{where}: the guest did not report the change within {p['timeout']} s")
+            break
+        if not p["wait"] and any(ln.startswith(("resize ", "dimm ")) for ln in r["lines"]):
+            bad.append(f"{where}: the guest's memory changed on a request that must change "
+                       f"nothing: {[ln for ln in r['lines'] if ln.startswith(('resize ', 'dimm '))]}")
+        for m in map(_RESIZE.match, r["lines"]):
+            if m:
+                plugged[dev_zone.get(int(m[1]), "?")] = int(m[3], 16)
+                if int(m[4]) != 0 or int(m[5]):
+                    bad.append(f"{where}: {m[0]}")
+        dimms += [int(m[3], 16) for m in map(_DIMM.match, r["lines"]) if m]
+        want = p["expect"]
+        for zid, n in want["plugged"].items():
+            if plugged.get(zid) != n:
+                bad.append(f"{where}: zone {zid} has {plugged.get(zid, 0):#x} plugged in the "
+                           f"guest, expected {n:#x}")
+        if dimms != want["dimms"]:
+            bad.append(f"{where}: DIMMs {[hex(d) for d in dimms]} in the guest, expected "
+                       f"{[hex(d) for d in want['dimms']]}")
+        for zid, (r0, p0) in base_res.items():
+            res = _resident(r["smaps"], zones[zid][1])
+            grown = want["plugged"].get(zid, 0) - p0
+            if res is not None and abs((res - r0) - grown) > RESIDENT_SLACK:
+                bad.append(f"{where}: zone {zid} holds {(res - r0) // MiB:+d} MiB on the host "
+                           f"since the first step, expected {grown // MiB:+d} MiB (plugged memory "
+                           f"must be resident, unplugged memory given back)")
+    if len(steps) < len(planned) and not bad:
+        bad.append(f"only {len(steps)} of {len(planned)} steps ran")
+    return bad

@@ -1,0 +1,68 @@
+"""Resize sequences: API calls to a running VMM, each followed by what the guest and the host show.
+
+inhost.run_case calls run_steps once the guest's first report is out (its hold marker). A step:
+
+    {"name": "grow", "call": ["PUT", "vm.resize-zone", {"id": "mem0", "desired_ram": N}],
+     "wait": "^SUMMARY:", "timeout": 60}
+
+`call` goes to the case's `api_socket`; `wait` is a regex the guest must print after the call
+(None: the request is meant to change nothing, and `settle` seconds are given to any change to
+show anyway). Then the host is sampled: smaps of the VMM, the huge page counters, and the size
+and allocated bytes of each of the case's `files`. Judging is left to the caller (conformance/).
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+from .api import ApiClient
+from .hoststate import hugepage_counters, read_proc
+
+
+def file_usage(path: str) -> dict:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return {"exists": False}
+    return {"exists": True, "size": st.st_size, "allocated": st.st_blocks * 512}
+
+
+def run_steps(case: dict, pid: int, out: list[str], alive) -> list[dict]:
+    client = ApiClient(case["api_socket"])
+    results: list[dict] = []
+    if not client.wait_ready(10.0, alive):
+        return [{"name": "api", "error": f"{case['api_socket']}: the API never answered"}]
+    before = read_proc(pid, "smaps")
+    for step in case["steps"]:
+        r: dict = {"name": step["name"]}
+        if not results:
+            r["smaps_before"] = before      # the baseline of the resident-memory checks
+        start, seen = time.monotonic(), len(out)
+        call = step.get("call")
+        if call:
+            try:
+                r["status"], r["body"] = client.call(call[0], call[1], call[2] if len(call) > 2
+                                                     else None)
+            except OSError as e:
+                r["error"] = f"{call[0]} {call[1]}: {e}"
+        wait = re.compile(step["wait"]) if step.get("wait") else None
+        deadline = start + float(step.get("timeout", 60))
+        r["matched"] = False
+        while wait and time.monotonic() < deadline and alive():
+            if any(wait.search(line) for line in out[seen:]):
+                r["matched"] = True
+                break
+            time.sleep(0.02)
+        if not wait:
+            time.sleep(float(step.get("settle", 0.5)))
+        r["seconds"] = round(time.monotonic() - start, 3)
+        r["lines"] = out[seen:]
+        r["smaps"] = read_proc(pid, "smaps")
+        r["hp"] = hugepage_counters()
+        r["files"] = {p: file_usage(p) for p in case.get("files", [])}
+        results.append(r)
+        if r.get("error") or (wait and not r["matched"]) or not alive():
+            break
+    return results
