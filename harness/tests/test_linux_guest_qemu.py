@@ -13,6 +13,7 @@ from __future__ import annotations
 import lzma
 import re
 import shutil
+import socket
 import struct
 import subprocess
 import sys
@@ -206,6 +207,42 @@ def test_pvh_boot_hotplug_range_and_auto_online() -> None:
     assert [(h.num("node"), h.num("start"), h.num("end")) for h in r.all("hotplug_range")] == \
         [(1, 4 * GiB, 4 * GiB + (2 * GiB - GiB) + 2 * GiB)]
     assert r.one("memory_blocks").text("auto_online") == "online"
+
+
+@need_qemu
+def test_watch_reports_a_hot_added_dimm(tmp_path: Path) -> None:
+    """end=watch: QEMU hot-adds a 256 MiB DIMM (its monitor's device_add), Linux onlines it
+    (memhp_online=1) and the guest reports again with the new memory, once it settled."""
+    console, monitor = tmp_path / "console", tmp_path / "monitor"
+    cmd = qemu_cmd("vmlinux", "256M,slots=2,maxmem=1G",
+                   "console=ttyS0 panic=-1 memtest=off memhp_online=1 end=watch", SMALL,
+                   serial=f"file:{console}") + ["-monitor", f"unix:{monitor},server=on,wait=off"]
+    q = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def reports(n: int) -> list[Report]:
+        deadline = time.monotonic() + TIMEOUT
+        while (text := console.read_text("ascii", "replace") if console.exists() else "").count("SUMMARY: ") < n:
+            assert q.poll() is None and time.monotonic() < deadline, text[-4000:]
+            time.sleep(0.5)
+        parts = text.split("memvisor-linux 1")[1:]
+        return [parse_report("memvisor-linux 1" + part, LINUX) for part in parts]
+
+    try:
+        first = reports(1)[0]
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(str(monitor))
+            s.sendall(b"object_add memory-backend-ram,id=hp0,size=256M\n"
+                      b"device_add pc-dimm,id=dimm0,memdev=hp0\n")
+            time.sleep(1)
+        second = reports(2)[1]
+    finally:
+        q.kill()
+        q.wait()
+    grown = second.one("meminfo").num("total") - first.one("meminfo").num("total")
+    # The new blocks' struct pages come out of the new memory itself: 64 B per 4 KiB page.
+    assert 256 * MiB * 62 // 64 <= grown <= 256 * MiB, grown
+    online = [r for r in second.all("memory_range") if r.text("state") == "online"]
+    assert any(r.num("start") >= 4 * GiB for r in online), [r.text("start") for r in online]
 
 
 # ---- build.py on kernels it must refuse ----
