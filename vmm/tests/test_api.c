@@ -68,6 +68,19 @@ static void expect(struct vm *vm, const char *method, const char *url, const cha
 	api_reply__free(&r);
 }
 
+/* PUT requests and what each must get. */
+struct put_case {
+	const char *url, *body;
+	unsigned status;
+	const char *text;	/* NULL: any body */
+};
+
+static void expect_puts(struct vm *vm, const struct put_case *c, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		expect(vm, "PUT", c[i].url, c[i].body, c[i].status, c[i].text);
+}
+
 #define VIRTIO_MEM_VM ARGV("--memory", "size=128M,hotplug_method=virtio-mem,hotplug_size=256M", \
 			   "--kernel", "k")
 
@@ -231,6 +244,34 @@ static void test_info_zones(void **state)
 }
 
 /* Bodies that are not a JSON object of the right fields: 400, the VM untouched. */
+static const struct put_case bad_bodies[] = {
+	{ "/api/v1/vm.resize", NULL, 400, "vm.resize: the request needs a JSON body\n" },
+	{ "/api/v1/vm.resize", "[1]", 400, "vm.resize: expected a JSON object, got array\n" },
+	{ "/api/v1/vm.resize", "{\"a\":1} x", 400,
+	  "vm.resize: malformed JSON at byte 8: unexpected character\n" },
+	{ "/api/v1/vm.resize", "{\"desired_ram\": \"1\"}", 400,
+	  "vm.resize: desired_ram: expected an integer of 0 or more, got string\n" },
+	{ "/api/v1/vm.resize", "{\"desired_balloon\": -4096}", 400,
+	  "vm.resize: desired_balloon: expected an integer of 0 or more, got a negative number\n" },
+	/* serde: an Option may be null or absent, unknown fields are ignored: nothing to do. */
+	{ "/api/v1/vm.resize", "{}", 204, NULL },
+	{ "/api/v1/vm.resize", "{\"desired_ram\": null, \"desired_balloon\": null}", 204, NULL },
+	{ "/api/v1/vm.resize", "{\"foo\": [1, {\"x\": 2}], \"bar\": null}", 204, NULL },
+	/* vm.resize-zone's fields are required. */
+	{ "/api/v1/vm.resize-zone", "{\"desired_ram\": 268435456}", 400,
+	  "vm.resize-zone: missing field 'id'\n" },
+	{ "/api/v1/vm.resize-zone", "{\"id\": null, \"desired_ram\": 1}", 400,
+	  "vm.resize-zone: missing field 'id'\n" },
+	{ "/api/v1/vm.resize-zone", "{\"id\": \"mem0\"}", 400,
+	  "vm.resize-zone: missing field 'desired_ram'\n" },
+	{ "/api/v1/vm.resize-zone", "{\"id\": \"mem0\", \"desired_ram\": null}", 400,
+	  "vm.resize-zone: missing field 'desired_ram'\n" },
+	{ "/api/v1/vm.resize-zone", "{\"id\": 3, \"desired_ram\": 1}", 400,
+	  "vm.resize-zone: id: expected a string, got int\n" },
+	{ "/api/v1/vm.resize-zone", "{\"id\": \"mem0\\u0000x\", \"desired_ram\": 1}", 400,
+	  "vm.resize-zone: id: contains a NUL character\n" },
+};
+
 static void test_bad_bodies(void **state)
 {
 	struct vm *vm = api_vm(VIRTIO_MEM_VM);
@@ -245,14 +286,8 @@ static void test_bad_bodies(void **state)
 	struct api_reply r;
 
 	(void)state;
-	expect(vm, "PUT", "/api/v1/vm.resize", NULL, 400,
-	       "vm.resize: the request needs a JSON body\n");
 	for (size_t i = 0; i < ARRAY_SIZE(malformed); i++)
 		expect(vm, "PUT", "/api/v1/vm.resize", malformed[i], 400, NULL);
-	expect(vm, "PUT", "/api/v1/vm.resize", "[1]", 400,
-	       "vm.resize: expected a JSON object, got array\n");
-	expect(vm, "PUT", "/api/v1/vm.resize", "{\"a\":1} x", 400,
-	       "vm.resize: malformed JSON at byte 8: unexpected character\n");
 	for (size_t i = 0; i < ARRAY_SIZE(wrong_type); i++) {
 		snprintf(body, sizeof(body), "{\"desired_ram\": %s}", wrong_type[i]);
 		expect(vm, "PUT", "/api/v1/vm.resize", body, 400, NULL);
@@ -260,33 +295,12 @@ static void test_bad_bodies(void **state)
 			 wrong_type[i]);
 		expect(vm, "PUT", "/api/v1/vm.resize-zone", body, 400, NULL);
 	}
-	expect(vm, "PUT", "/api/v1/vm.resize", "{\"desired_ram\": \"1\"}", 400,
-	       "vm.resize: desired_ram: expected an integer of 0 or more, got string\n");
-	expect(vm, "PUT", "/api/v1/vm.resize", "{\"desired_balloon\": -4096}", 400,
-	       "vm.resize: desired_balloon: expected an integer of 0 or more, got a negative number\n");
+	expect_puts(vm, bad_bodies, ARRAY_SIZE(bad_bodies));
 	/* A NUL inside the body ends the JSON early: what follows is refused, not ignored. */
 	api__route(vm, "PUT", "/api/v1/vm.resize", "{}\0{\"desired_ram\":1}", 20, &r);
 	assert_int_equal(r.status, 400);
 	assert_string_equal(r.body, "vm.resize: malformed JSON: trailing characters at byte 2\n");
 	api_reply__free(&r);
-	/* serde: an Option may be null or absent, unknown fields are ignored: nothing to do. */
-	expect(vm, "PUT", "/api/v1/vm.resize", "{}", 204, NULL);
-	expect(vm, "PUT", "/api/v1/vm.resize", "{\"desired_ram\": null, \"desired_balloon\": null}",
-	       204, NULL);
-	expect(vm, "PUT", "/api/v1/vm.resize", "{\"foo\": [1, {\"x\": 2}], \"bar\": null}", 204, NULL);
-	/* vm.resize-zone's fields are required. */
-	expect(vm, "PUT", "/api/v1/vm.resize-zone", "{\"desired_ram\": 268435456}", 400,
-	       "vm.resize-zone: missing field 'id'\n");
-	expect(vm, "PUT", "/api/v1/vm.resize-zone", "{\"id\": null, \"desired_ram\": 1}", 400,
-	       "vm.resize-zone: missing field 'id'\n");
-	expect(vm, "PUT", "/api/v1/vm.resize-zone", "{\"id\": \"mem0\"}", 400,
-	       "vm.resize-zone: missing field 'desired_ram'\n");
-	expect(vm, "PUT", "/api/v1/vm.resize-zone", "{\"id\": \"mem0\", \"desired_ram\": null}", 400,
-	       "vm.resize-zone: missing field 'desired_ram'\n");
-	expect(vm, "PUT", "/api/v1/vm.resize-zone", "{\"id\": 3, \"desired_ram\": 1}", 400,
-	       "vm.resize-zone: id: expected a string, got int\n");
-	expect(vm, "PUT", "/api/v1/vm.resize-zone", "{\"id\": \"mem0\\u0000x\", \"desired_ram\": 1}",
-	       400, "vm.resize-zone: id: contains a NUL character\n");
 	/* Nothing was resized, nothing stopped. */
 	assert_int_equal(hotplug__ram_size(vm), 128 * MiB);
 	assert_false(vm__stopping(vm));
@@ -294,46 +308,55 @@ static void test_bad_bodies(void **state)
 }
 
 /* Sizes hotplug.c refuses are the request's fault: 400 with its reason. */
+static const struct put_case refused_virtio_mem[] = {
+	{ "/api/v1/vm.resize", "{\"desired_vcpus\": 2}", 400,
+	  "vm.resize: desired_vcpus: memvisor has no CPU hotplug (the VM keeps its 1 vCPUs)\n" },
+	{ "/api/v1/vm.resize", "{\"desired_ram\": 67108864}", 400,
+	  "vm.resize: desired_ram 64M is below the boot RAM 128M\n" },
+	{ "/api/v1/vm.resize", "{\"desired_ram\": 135266304}", 400,
+	  "vm.resize: 1M of virtio-mem memory is not a multiple of the block size 2M\n" },
+	{ "/api/v1/vm.resize", "{\"desired_ram\": 404750336}", 400,
+	  "vm.resize: 258M more than the zone's 384M (size 128M + hotplug_size 256M)\n" },
+	/* json-c saturates 2^64 and above to 2^64-1: still refused, never wrapped. */
+	{ "/api/v1/vm.resize", "{\"desired_ram\": 99999999999999999999999}", 400, NULL },
+	{ "/api/v1/vm.resize", "{\"desired_balloon\": 0}", 400,
+	  "vm.resize: desired_balloon needs --balloon\n" },
+	{ "/api/v1/vm.resize-zone", "{\"id\": \"nope\", \"desired_ram\": 1}", 400,
+	  "vm.resize-zone: no memory zone 'nope'\n" },
+	{ "/api/v1/vm.resize-zone", "{\"id\": \"mem0\", \"desired_ram\": 67108864}", 400,
+	  "vm.resize-zone: desired_ram 64M is below zone 'mem0''s size 128M\n" },
+};
+
+static const struct put_case refused_no_hotplug[] = {
+	{ "/api/v1/vm.resize", "{\"desired_ram\": 268435456}", 400,
+	  "vm.resize: desired_ram needs --memory hotplug_size\n" },
+	{ "/api/v1/vm.resize", "{\"desired_balloon\": 4097}", 400,
+	  "vm.resize: desired_balloon 4097 is not a multiple of 4K\n" },
+	{ "/api/v1/vm.resize", "{\"desired_balloon\": 268435456}", 400,
+	  "vm.resize: desired_balloon 256M is more than the VM's RAM 128M\n" },
+};
+
+static const struct put_case refused_zones[] = {
+	{ "/api/v1/vm.resize-zone", "{\"id\": \"a\", \"desired_ram\": 134217728}", 400,
+	  "vm.resize-zone: zone 'a' has no virtio-mem memory (hotplug_size)\n" },
+	{ "/api/v1/vm.resize", "{\"desired_ram\": 268435456}", 400,
+	  "vm.resize: desired_ram needs --memory hotplug_size\n" },
+};
+
 static void test_refused_sizes(void **state)
 {
 	struct vm *vm = api_vm(VIRTIO_MEM_VM);
 
 	(void)state;
-	expect(vm, "PUT", "/api/v1/vm.resize", "{\"desired_vcpus\": 2}", 400,
-	       "vm.resize: desired_vcpus: memvisor has no CPU hotplug (the VM keeps its 1 vCPUs)\n");
-	expect(vm, "PUT", "/api/v1/vm.resize", "{\"desired_ram\": 67108864}", 400,
-	       "vm.resize: desired_ram 64M is below the boot RAM 128M\n");
-	expect(vm, "PUT", "/api/v1/vm.resize", "{\"desired_ram\": 135266304}", 400,
-	       "vm.resize: 1M of virtio-mem memory is not a multiple of the block size 2M\n");
-	expect(vm, "PUT", "/api/v1/vm.resize", "{\"desired_ram\": 404750336}", 400,
-	       "vm.resize: 258M more than the zone's 384M (size 128M + hotplug_size 256M)\n");
-	/* json-c saturates 2^64 and above to 2^64-1: still refused, never wrapped. */
-	expect(vm, "PUT", "/api/v1/vm.resize", "{\"desired_ram\": 99999999999999999999999}", 400,
-	       NULL);
-	expect(vm, "PUT", "/api/v1/vm.resize", "{\"desired_balloon\": 0}", 400,
-	       "vm.resize: desired_balloon needs --balloon\n");
-	expect(vm, "PUT", "/api/v1/vm.resize-zone", "{\"id\": \"nope\", \"desired_ram\": 1}", 400,
-	       "vm.resize-zone: no memory zone 'nope'\n");
-	expect(vm, "PUT", "/api/v1/vm.resize-zone", "{\"id\": \"mem0\", \"desired_ram\": 67108864}",
-	       400, "vm.resize-zone: desired_ram 64M is below zone 'mem0''s size 128M\n");
+	expect_puts(vm, refused_virtio_mem, ARRAY_SIZE(refused_virtio_mem));
 	assert_false(vm__stopping(vm));
 	end_vm(vm, 0);
-
 	vm = api_vm(ARGV("--memory", "size=128M", "--balloon", "size=0", "--kernel", "k"));
-	expect(vm, "PUT", "/api/v1/vm.resize", "{\"desired_ram\": 268435456}", 400,
-	       "vm.resize: desired_ram needs --memory hotplug_size\n");
-	expect(vm, "PUT", "/api/v1/vm.resize", "{\"desired_balloon\": 4097}", 400,
-	       "vm.resize: desired_balloon 4097 is not a multiple of 4K\n");
-	expect(vm, "PUT", "/api/v1/vm.resize", "{\"desired_balloon\": 268435456}", 400,
-	       "vm.resize: desired_balloon 256M is more than the VM's RAM 128M\n");
+	expect_puts(vm, refused_no_hotplug, ARRAY_SIZE(refused_no_hotplug));
 	end_vm(vm, 0);
-
 	vm = api_vm(ARGV("--memory", "size=0,hotplug_method=virtio-mem", "--memory-zone",
 			 "id=a,size=64M", "id=b,size=64M,hotplug_size=128M", "--kernel", "k"));
-	expect(vm, "PUT", "/api/v1/vm.resize-zone", "{\"id\": \"a\", \"desired_ram\": 134217728}",
-	       400, "vm.resize-zone: zone 'a' has no virtio-mem memory (hotplug_size)\n");
-	expect(vm, "PUT", "/api/v1/vm.resize", "{\"desired_ram\": 268435456}", 400,
-	       "vm.resize: desired_ram needs --memory hotplug_size\n");
+	expect_puts(vm, refused_zones, ARRAY_SIZE(refused_zones));
 	end_vm(vm, 0);
 }
 
