@@ -157,6 +157,11 @@ def test_socket_mode_ping_info(vm) -> None:
         assert info["config"]["cpus"] == {"boot_vcpus": 1, "max_vcpus": 1}
     r = remote(vm.sock, "ping")
     assert r.returncode == 0 and json.loads(r.stdout)["pid"] == vm.proc.pid, r.stderr
+    # Requests ran on the main thread: no thread beside it and the one vCPU (KVM's own
+    # kvm-nx-lpage-recovery worker counts as one of the process's tasks: left out).
+    tasks = Path(f"/proc/{vm.proc.pid}/task")
+    names = [(t / "comm").read_text().strip() for t in tasks.iterdir()]
+    assert len([n for n in names if not n.startswith("kvm")]) == 2, names
     r = remote(vm.sock, "info")
     assert r.returncode == 0 and json.loads(r.stdout)["memory_actual_size"] == BOOT_RAM, r.stderr
 
