@@ -1,6 +1,7 @@
 # memvisor — `make conformance` is the main job, `make test` the tests. Both install what they lack.
 #
-#   make            build build/memvisor and the guests (make linux-guest: the Linux guest)
+#   make            build build/memvisor, build/memvisor-remote and the guests (make linux-guest:
+#                   the Linux guest)
 #   make test       cmocka unit tests, then the pytest suite (host-native and test-host tests)
 #   make conformance  the full conformance matrix (harness/, conformance/)
 #   make bench      benchmarks; make bench-check compares with bench/baseline.json
@@ -45,8 +46,8 @@ $(error missing $(MISSING): run `make deps` as root (ci/deps.sh installs the Deb
 endif
 endif
 
-.PHONY: all deps memvisor guests unit test pytest conformance bench bench-check clean
-all: memvisor guests
+.PHONY: all deps memvisor remote guests unit test pytest conformance bench bench-check clean
+all: memvisor remote guests
 
 deps:
 	@ci/deps.sh
@@ -54,6 +55,14 @@ deps:
 memvisor: $(BUILD)/memvisor
 
 $(BUILD)/memvisor: $(VMM_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The API client: parse_size comes from the VMM's own option parser (memory/config.o).
+REMOTE_OBJS := $(addprefix $(BUILD)/obj/vmm/,api/remote.o memory/config.o util.o)
+remote: $(BUILD)/memvisor-remote
+
+$(BUILD)/memvisor-remote: $(REMOTE_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -99,6 +108,6 @@ $(BUILD)/bench/native: bench/native.c $(LIB_OBJS)
 -include $(BUILD)/bench/native.d
 
 clean:
-	rm -rf build/obj build/asan build/tests build/memvisor build/guests build/linux
+	rm -rf build/obj build/asan build/tests build/memvisor build/memvisor-remote build/guests build/linux
 
 -include $(shell find $(BUILD)/obj $(BUILD)/guests -name '*.d' 2>/dev/null)

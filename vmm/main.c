@@ -13,10 +13,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include "api/api.h"
 #include "util.h"
 #include "vm.h"
-
-#define MEMVISOR_VERSION "0.1"
 
 /* The one struct vm (see DEVELOPERS.md). */
 static struct vm the_vm;
@@ -177,6 +176,12 @@ int main(int argc, char **argv)
 	/* No KVM needed: a bad --serial file= is refused here, before any guest memory. */
 	if (vm__init_devices(vm, err, sizeof(err)) < 0)
 		die("%s", err);
+	/* Still a rejected configuration (an existing socket path): nothing else to undo yet. */
+	if (api__start(vm, err, sizeof(err)) < 0) {
+		vm__stop(vm, EXIT_CONFIG);
+		vm__teardown(vm);
+		die("%s", err);
+	}
 	vm__create_backings(vm);
 
 	/* From here on a failure is memvisor's or the host's, not the configuration's. */

@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "api/api.h"
 #include "arch/x86/platform.h"
 #include "util.h"
 #include "vm.h"
@@ -217,6 +218,11 @@ int vm__teardown(struct vm *vm)
 	/* Joining vCPUs that were never told to stop would wait for ever. */
 	if (vm__stop(vm, EXIT_VMM_FAILURE)) {
 		report("internal error: teardown of a %s VM", vm_state__name(was));
+		failed = true;
+	}
+	/* First: the socket file goes on every way out, even one that leaves vCPUs running. */
+	if (api__stop(vm, err, sizeof(err)) < 0) {
+		report("%s", err);
 		failed = true;
 	}
 	if (cpu__stop_all(vm, err, sizeof(err)) < 0) {

@@ -27,7 +27,10 @@ struct vcpu {
 	bool started;
 };
 
+#define MEMVISOR_VERSION "0.1"
+
 struct serial;		/* devices/serial.c's own */
+struct api;		/* api/server.c's */
 struct acpi_power;	/* devices/acpi_power.c's */
 
 /*
@@ -70,6 +73,7 @@ struct vm {
 	struct acpi_power *acpi_power;
 
 	struct loop loop;		/* main waits here; vm__stop wakes it */
+	struct api *api;		/* --api-socket: served from the loop (api/api.h) */
 	/*
 	 * enum vm_state in the low byte, the exit status above it: one word, changed only by
 	 * compare-and-swap, so the transition to VM_STOPPING and its status are seen together.

@@ -17,6 +17,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <sys/un.h>
 #include "memory/config.h"
 #include "util.h"
 
@@ -57,7 +58,7 @@ static const struct { enum group group; const char *alias; enum opt_id opt; } al
 
 enum arg_kind { A_KV, A_STRING, A_SERIAL, A_FLAG };
 enum arg_id { ARG_MEMORY, ARG_ZONE, ARG_NUMA, ARG_CPUS, ARG_BALLOON, ARG_KERNEL, ARG_CMDLINE,
-	      ARG_INITRAMFS, ARG_SERIAL, ARG_PRINT_LAYOUT, ARG_COUNT };
+	      ARG_INITRAMFS, ARG_SERIAL, ARG_API_SOCKET, ARG_PRINT_LAYOUT, ARG_COUNT };
 static const struct arg_desc {
 	const char *name;
 	enum arg_kind kind;
@@ -78,6 +79,8 @@ static const struct arg_desc {
 	[ARG_INITRAMFS] = { "initramfs", A_STRING, 0, false, "PATH", "Initial ramdisk" },
 	[ARG_SERIAL] = { "serial", A_SERIAL, 0, false, "tty|file=PATH|off",
 			 "Where the 16550 UART writes [default: tty]" },
+	[ARG_API_SOCKET] = { "api-socket", A_STRING, 0, false, "path=PATH|PATH",
+			     "REST API (Cloud Hypervisor's) on this new unix socket, mode 0600" },
 	[ARG_PRINT_LAYOUT] = { "print-layout", A_FLAG, 0, false, "",
 			       "Print the guest physical memory layout as JSON" },
 };
@@ -572,6 +575,25 @@ static int parse_serial(struct vm_config *cfg, const char *v, char *err, size_t 
 	return 0;
 }
 
+/* Cloud Hypervisor's forms: path=PATH, or the bare PATH; fd=N (a socket handed over) is not. */
+static int parse_api_socket(struct vm_config *cfg, const char *v, char *err, size_t errlen)
+{
+	struct sockaddr_un sun;
+	const char *path = v;
+
+	if (!strncmp(v, "fd=", 3))
+		return error(err, errlen, "--api-socket: '%s': fd= is not supported, give path=PATH", v);
+	if (!strncmp(v, "path=", 5))
+		path = v + 5;
+	if (!*path)
+		return error(err, errlen, "--api-socket: '%s': expected path=PATH or PATH", v);
+	if (strlen(path) >= sizeof(sun.sun_path))
+		return error(err, errlen, "--api-socket: '%s' is longer than a unix socket's %zu bytes",
+			     path, sizeof(sun.sun_path) - 1);
+	cfg->api_socket = strdup(path);
+	return cfg->api_socket ? 0 : error(err, errlen, "--api-socket: out of memory");
+}
+
 static int parse_args(struct vm_config *cfg, const struct argv_values *av, char *err,
 		      size_t errlen)
 {
@@ -648,6 +670,8 @@ static int parse_args(struct vm_config *cfg, const struct argv_values *av, char 
 	cfg->serial = SERIAL_TTY;
 	if (av->n[ARG_SERIAL] && parse_serial(cfg, av->v[ARG_SERIAL][0], err, errlen))
 		return -1;
+	if (av->n[ARG_API_SOCKET] && parse_api_socket(cfg, av->v[ARG_API_SOCKET][0], err, errlen))
+		return -1;
 	if (set_string(&cfg->kernel, av, ARG_KERNEL, err, errlen) ||
 	    set_string(&cfg->cmdline, av, ARG_CMDLINE, err, errlen) ||
 	    set_string(&cfg->initramfs, av, ARG_INITRAMFS, err, errlen))
@@ -681,6 +705,7 @@ void config__free(struct vm_config *cfg)
 	free(cfg->cmdline);
 	free(cfg->initramfs);
 	free(cfg->serial_file);
+	free(cfg->api_socket);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

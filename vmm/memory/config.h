@@ -72,6 +72,7 @@ struct vm_config {
 	char *kernel, *cmdline, *initramfs;
 	enum serial_mode serial;
 	char *serial_file;
+	char *api_socket;		/* --api-socket path; NULL: no REST API */
 	struct balloon_config balloon;
 	bool print_layout;
 };

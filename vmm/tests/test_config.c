@@ -263,6 +263,43 @@ static void test_other_options(void **state)
 	config__free(&cfg);
 }
 
+static void test_api_socket(void **state)
+{
+	struct vm_config cfg;
+	char long_path[120], msg[200];
+
+	(void)state;
+	OK(&cfg, "--api-socket", "path=/run/mv.sock");
+	assert_string_equal(cfg.api_socket, "/run/mv.sock");
+	config__free(&cfg);
+	assert_null(cfg.api_socket);
+	/* Cloud Hypervisor also takes the bare path, and --option=value as everywhere */
+	OK(&cfg, "--api-socket=/tmp/a,b=c.sock");
+	assert_string_equal(cfg.api_socket, "/tmp/a,b=c.sock");
+	config__free(&cfg);
+	OK(&cfg, "--api-socket=path=rel.sock");
+	assert_string_equal(cfg.api_socket, "rel.sock");
+	config__free(&cfg);
+	ok_args(&cfg, ARGV("--kernel", "vmlinux"));
+	assert_null(cfg.api_socket);
+	config__free(&cfg);
+
+	ERR("--api-socket: missing value", "--api-socket");
+	ERR("--api-socket: '': expected path=PATH or PATH", "--api-socket=");
+	ERR("--api-socket: 'path=': expected path=PATH or PATH", "--api-socket", "path=");
+	ERR("--api-socket: 'fd=3': fd= is not supported, give path=PATH", "--api-socket", "fd=3");
+	ERR("--api-socket: given more than once", "--api-socket", "a", "--api-socket", "b");
+	memset(long_path, 'x', 108);
+	long_path[108] = '\0';
+	snprintf(msg, sizeof(msg), "--api-socket: '%s' is longer than a unix socket's 107 bytes",
+		 long_path);
+	ERR(msg, "--api-socket", long_path);
+	long_path[107] = '\0';
+	OK(&cfg, "--api-socket", long_path);
+	assert_int_equal(strlen(cfg.api_socket), 107);
+	config__free(&cfg);
+}
+
 static void test_value_syntax(void **state)
 {
 	struct vm_config cfg;
@@ -522,6 +559,7 @@ static void test_help(void **state)
 	}
 	for (const char **a = (const char *[]){ "--cpus ", "--balloon ", "--kernel ", "--cmdline ",
 					       "--initramfs ", "--serial ", "--print-layout",
+					       "--api-socket path=PATH|PATH",
 					       "boot=", "max=", "deflate_on_oom=",
 					       "free_page_reporting=", NULL }; *a; a++)
 		if (!strstr(text, *a))
@@ -541,6 +579,7 @@ int main(void)
 		cmocka_unit_test(test_numa_syntaxes),
 		cmocka_unit_test(test_guest_node),
 		cmocka_unit_test(test_other_options),
+		cmocka_unit_test(test_api_socket),
 		cmocka_unit_test(test_value_syntax),
 		cmocka_unit_test(test_every_option_accepted),
 		cmocka_unit_test(test_parse_errors),
