@@ -297,7 +297,9 @@ static void test_dsdt_iasl(void **state)
 	(void)state;
 	if (run("command -v iasl", out, sizeof(out)) != 0)
 		fail_msg("iasl not found: install acpica-tools (ci/deps.sh)");
-	snprintf(dir, sizeof(dir), "%s", out_dir);
+	if (mkdir(out_dir, 0755) && errno != EEXIST)
+		fail_msg("mkdir %s: %s", out_dir, strerror(errno));
+	snprintf(dir, sizeof(dir), "%s/hotplug", out_dir);
 	if (mkdir(dir, 0755) && errno != EEXIST)
 		fail_msg("mkdir %s: %s", dir, strerror(errno));
 
@@ -311,6 +313,9 @@ static void test_dsdt_iasl(void **state)
 	end_vm(vm);
 
 	/* No hotplug area: no controller registers, MHPC holds only MSCN. */
+	snprintf(dir, sizeof(dir), "%s/none", out_dir);
+	if (mkdir(dir, 0755) && errno != EEXIST)
+		fail_msg("mkdir %s: %s", dir, strerror(errno));
 	vm = hp_vm(0, false, false);
 	assert_null(vm->mem_hotplug);
 	assert_null(device_crs(build_dsdt(vm), "MHPC"));
