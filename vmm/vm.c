@@ -9,6 +9,7 @@
 
 #include "api/api.h"
 #include "arch/x86/platform.h"
+#include "memory/hotplug.h"
 #include "util.h"
 #include "vm.h"
 
@@ -39,7 +40,8 @@ void *vm__gpa_to_hva(struct vm *vm, uint64_t gpa, uint64_t len)
 			continue;
 		return (uint8_t *)vm->backings[r->zone].host + r->zone_offset + (gpa - r->gpa);
 	}
-	return NULL;
+	/* The ACPI hotplug area has no zone: its memory is the DIMMs plugged so far. */
+	return mem_hotplug__gpa_to_hva(vm, gpa, len);
 }
 
 int vm__write(struct vm *vm, uint64_t gpa, const void *src, uint64_t len, char *err,

@@ -32,6 +32,8 @@ struct vcpu {
 struct serial;		/* devices/serial.c's own */
 struct api;		/* api/server.c's */
 struct acpi_power;	/* devices/acpi_power.c's */
+struct ged;		/* devices/ged.c's */
+struct mem_hotplug;	/* devices/mem_hotplug.c's; NULL without an ACPI hotplug area */
 
 /*
  * Exit statuses of memvisor beside the guest's own (exit port) codes and 128 + a stop signal
@@ -71,6 +73,8 @@ struct vm {
 	bool devices_up;		/* the buses exist: vm__exit_devices has work */
 	struct serial *serial;
 	struct acpi_power *acpi_power;
+	struct ged *ged;
+	struct mem_hotplug *mem_hotplug;
 
 	struct loop loop;		/* main waits here; vm__stop wakes it */
 	struct api *api;		/* --api-socket: served from the loop (api/api.h) */
@@ -142,6 +146,10 @@ int kvm__exit(struct vm *vm, char *err, size_t errlen);
  * err when the VM has no GED. Main thread (the API).
  */
 int ged__power_button(struct vm *vm, char *err, size_t errlen);
+/* The GED's events (Cloud Hypervisor's bits): set them and pulse its interrupt. Main thread. */
+#define GED_MEMORY_CHANGED	(1u << 1)
+#define GED_POWER_BUTTON	(1u << 3)
+void ged__event(struct vm *vm, unsigned events);
 
 /* devices/serial.c: the terminal as it was before the guest's input took it (atexit). */
 void serial__restore_terminal(struct vm *vm);

@@ -137,21 +137,9 @@ int virtio_mem__resize(struct vm *vm, int zone, uint64_t plugged, char *err, siz
 	return error(err, errlen, "virtio-mem: not available in this build");
 }
 uint64_t virtio_mem__plugged(const struct vm *vm, int zone) { (void)vm; (void)zone; return 0; }
-int mem_hotplug__resize(struct vm *vm, uint64_t desired_ram, char *err, size_t errlen)
-{
-	(void)vm; (void)desired_ram;
-	error(err, errlen, "vm.resize: ACPI memory hotplug is not available in this build");
-	return HOTPLUG_FAILED;
-}
-uint64_t mem_hotplug__plugged(const struct vm *vm) { (void)vm; return 0; }
 int balloon__resize(struct vm *vm, uint64_t size, char *err, size_t errlen)
 {
 	(void)vm; (void)size;
 	return error(err, errlen, "vm.resize: virtio-balloon is not available in this build");
 }
 uint64_t balloon__actual(const struct vm *vm) { (void)vm; return 0; }
-int ged__power_button(struct vm *vm, char *err, size_t errlen)
-{
-	(void)vm;
-	return error(err, errlen, "vm.power-button: no ACPI power button in this build");
-}

@@ -60,6 +60,8 @@ uint64_t virtio_mem__plugged(const struct vm *vm, int zone);
  */
 int mem_hotplug__resize(struct vm *vm, uint64_t desired_ram, char *err, size_t errlen);
 uint64_t mem_hotplug__plugged(const struct vm *vm);
+/* Host address of [gpa, gpa+len) inside one plugged DIMM, or NULL (vm__gpa_to_hva's). Any thread. */
+void *mem_hotplug__gpa_to_hva(const struct vm *vm, uint64_t gpa, uint64_t len);
 /* devices/virtio_balloon.c: the balloon's new target, and what the guest gave it so far. */
 int balloon__resize(struct vm *vm, uint64_t size, char *err, size_t errlen);
 uint64_t balloon__actual(const struct vm *vm);

@@ -356,9 +356,15 @@ static void device_body(const uint8_t *p, const uint8_t *end, long *uid, long *s
 	assert_ptr_equal(p, end);
 }
 
-/* The devices of one Scope (\_SB_): COM1 or processors, counted in *cpus. */
+/*
+ * Devices whose AML test_mem_hotplug checks (with iasl and through their registers): here only
+ * their presence, once each.
+ */
+static const char *const event_devices[] = { "MHPC", "PWRB", "GEC_", "GED_" };
+
+/* The devices of one Scope (\_SB_): COM1, processors counted in *cpus, the event devices. */
 static void check_sb_devices(const uint8_t *p, const uint8_t *end, unsigned nboot,
-			     unsigned *cpus, bool *com1)
+			     unsigned *cpus, bool *com1, unsigned *events)
 {
 	size_t len, n;
 
@@ -374,6 +380,17 @@ static void check_sb_devices(const uint8_t *p, const uint8_t *end, unsigned nboo
 		dev_end = p + 2 + len;
 		assert_true(dev_end <= end);
 		snprintf(name, sizeof(name), "%.4s", (const char *)p + 2 + n);
+		for (size_t i = 0; i < ARRAY_SIZE(event_devices); i++) {
+			if (strcmp(name, event_devices[i]))
+				continue;
+			assert_false(*events & 1u << i);
+			*events |= 1u << i;
+			name[0] = '\0';
+		}
+		if (!name[0]) {
+			p = dev_end;
+			continue;
+		}
 		device_body(p + 2 + n + 4, dev_end, &uid, &sta);
 		if (!strcmp(name, "COM1")) {
 			*com1 = true;
@@ -392,8 +409,9 @@ static void check_sb_devices(const uint8_t *p, const uint8_t *end, unsigned nboo
 
 /*
  * The root holds \_S5_ = Package (4) { 5, 5, 0, 0 } (devices/acpi_power.c: SLP_TYP 5 for power
- * off) and Scopes of \_SB_ holding COM1 and C000..C<max-1>, with _UID = vCPU index and _STA 0xF
- * for boot vCPUs, 0 for the others, as MADT's enabled/online-capable flags.
+ * off) and Scopes of \_SB_ holding COM1, the memory hotplug controller and the GED's devices,
+ * and C000..C<max-1>, with _UID = vCPU index and _STA 0xF for boot vCPUs, 0 for the others, as
+ * MADT's enabled/online-capable flags.
  */
 static void check_dsdt_structure(const uint8_t *d, unsigned nboot, unsigned ncpus)
 {
@@ -401,7 +419,7 @@ static void check_dsdt_structure(const uint8_t *d, unsigned nboot, unsigned ncpu
 				      0x0a, 0x05, 0x0a, 0x05, 0x00, 0x00 };
 	const uint8_t *end = d + rd32(d + 4), *p = d + 36;
 	size_t len, n;
-	unsigned cpus = 0;
+	unsigned cpus = 0, events = 0;
 	bool com1 = false, have_s5 = false;
 
 	while (p < end) {
@@ -415,12 +433,13 @@ static void check_dsdt_structure(const uint8_t *d, unsigned nboot, unsigned ncpu
 		assert_int_equal(p[0], 0x10);		/* Scope */
 		n = pkglen(p + 1, &len);
 		assert_true(p + 1 + len <= end);
-		check_sb_devices(p + 1 + n, p + 1 + len, nboot, &cpus, &com1);
+		check_sb_devices(p + 1 + n, p + 1 + len, nboot, &cpus, &com1, &events);
 		p += 1 + len;
 	}
 	assert_ptr_equal(p, end);
 	assert_true(have_s5);
 	assert_true(com1);
+	assert_int_equal(events, (1u << ARRAY_SIZE(event_devices)) - 1);
 	assert_int_equal(cpus, ncpus);
 }
 

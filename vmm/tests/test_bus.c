@@ -542,10 +542,12 @@ static void test_real_devices(void **state)
 	assert_null(bus__find(&vm->pio, ISA_COM1_PORT + ISA_COM1_LEN));
 	assert_string_equal(bus__find(&vm->pio, ISA_DEBUG_PORT)->name, "debug-port");
 	assert_string_equal(bus__find(&vm->pio, ISA_EXIT_PORT + 3)->name, "exit-port");
-	assert_int_equal(vm->mmio.nranges, 0);
-	/* COM1's line is taken; the allocator's own lines are all still free. */
+	/* No ACPI hotplug area in this layout: the GED's byte is the one MMIO range. */
+	assert_int_equal(vm->mmio.nranges, 1);
+	assert_string_equal(bus__find(&vm->mmio, MMIO32_WINDOW_BASE)->name, "ged");
+	/* COM1's line is taken, and the GED's: the first line the allocator hands out. */
 	assert_int_equal(gsi__reserve(&vm->gsi, ISA_COM1_IRQ, "x", err, sizeof(err)), -1);
-	assert_int_equal(vm->gsi.used, 1ULL << ISA_COM1_IRQ);
+	assert_int_equal(vm->gsi.used, 1ULL << ISA_COM1_IRQ | 1ULL << ISA_NR_IRQS);
 	assert_int_equal(vm->mmio_window.base, MMIO32_WINDOW_BASE);
 
 	/* The UART through the bus: scratch register, LSR, a 16-bit read of MSR and SCR. */
