@@ -6,8 +6,8 @@
  * and unplugging the highest plugged ones, so that the plugged blocks are always a prefix of the
  * region. Every page of a newly plugged block is first read (a block given back to the host must
  * come back zeroed) then written with a pattern of its address; every plugged page is checked
- * after each change (data integrity). `cycles=N` first unplugs and replugs the upper half of
- * what is plugged N times, checking the lower half each time.
+ * after each change (data integrity). `cycles=N` first unplugs and replugs the top blocks of
+ * what is plugged (half of them, at most 4) N times, checking the others each time.
  *
  * ACPI hotplug: the MHPC register block (found from the DSDT's MHPC device _CRS) is polled; a
  * slot that is enabled and inserting is acknowledged, its memory read (zero) and written.
@@ -189,8 +189,12 @@ static bool mem_follow(struct vmem *m)
 
 static void mem_cycles(struct vmem *m, u64 cycles)
 {
-	u64 keep = m->plugged_blocks / 2, moved = m->plugged_blocks - keep;
+	/* At most 4 blocks move: each cycle refaults them, and faults are what a cycle costs. */
+	u64 moved = m->plugged_blocks - m->plugged_blocks / 2, keep;
 	unsigned bad = 0;
+
+	moved = moved < 4 ? moved : 4;
+	keep = m->plugged_blocks - moved;
 
 	if (!moved || !keep) {
 		check_skip(&checks[CHK_INTEGRITY], "fewer than 2 blocks plugged");
