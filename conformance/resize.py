@@ -134,6 +134,11 @@ def _resident(smaps: str, host: int) -> int | None:
     return (m.kb("Rss") + m.kb("Shared_Hugetlb") + m.kb("Private_Hugetlb")) * 1024
 
 
+def _total_resident(smaps: str) -> int:
+    return sum((m.kb("Rss") + m.kb("Shared_Hugetlb") + m.kb("Private_Hugetlb")) * 1024
+               for m in parse_smaps(smaps))
+
+
 def check(exp: Expectation, planned: list[dict], result: dict) -> list[str]:
     """The failures of a resize case, from its raw result."""
     if result.get("timed_out"):
@@ -166,6 +171,7 @@ def check(exp: Expectation, planned: list[dict], result: dict) -> list[str]:
             if r0 is not None:
                 base_res[z.zone] = (r0, plugged.get(z.zone, 0))
     dimms: list[int] = []
+    total0 = _total_resident(steps[0].get("smaps_before", ""))
     for p, r in zip(planned, steps):
         where = f"step {p['name']}"
         if r.get("error"):
@@ -204,6 +210,10 @@ def check(exp: Expectation, planned: list[dict], result: dict) -> list[str]:
                 bad.append(f"{where}: zone {zid} holds {(res - r0) // MiB:+d} MiB on the host "
                            f"since the first step, expected {grown // MiB:+d} MiB (plugged memory "
                            f"must be resident, unplugged memory given back)")
+        dimm_res = _total_resident(r["smaps"]) - total0
+        if dimm_res < sum(dimms) - RESIDENT_SLACK:
+            bad.append(f"{where}: memvisor holds {dimm_res // MiB:+d} MiB since the first step, "
+                       f"less than the {sum(dimms) // MiB} MiB of DIMMs the guest filled")
     if len(steps) < len(planned) and not bad:
         bad.append(f"only {len(steps)} of {len(planned)} steps ran")
     return bad
