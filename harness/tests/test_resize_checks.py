@@ -1,0 +1,113 @@
+"""conformance/resize.py's judgement on made-up results: each kind of wrong answer is caught.
+
+The sequences run against real VMs in the matrix; here the checks themselves are shown to fail
+when the guest, the API or the host says something other than the model.
+"""
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from conformance import cases, resize
+from memvisor.resizemodel import OK, REFUSED, ResizeModel
+
+MiB = 1 << 20
+HOST = 0x7f0000000000
+
+
+def smaps(zone_kb: int, other_kb: int = 0) -> str:
+    return (f"{HOST:x}-{HOST + (1 << 30):x} rw-p 00000000 00:00 0\nRss: {zone_kb} kB\n"
+            f"1000-2000 rw-p 00000000 00:00 0\nRss: {other_kb} kB\n")
+
+
+def case(name: str) -> cases.Case:
+    return next(c for c in cases.generate("full") if c.name == name)
+
+
+def good_result(c: cases.Case) -> dict:
+    """What a conforming VM gives: each step answered as planned, the guest following it."""
+    zone0 = c.expect.zones[0]
+    stdout = ["memvisor-resize 1"]
+    for i, h in enumerate(x for x in c.expect.hotplug if x.kind == "virtio-mem"):
+        stdout.append(f"virtio_mem dev={i} base=0xc0000000 irq=16 block=0x200000 "
+                      f"addr=0x{(4 << 30) + i * (1 << 30):x} region=0x{h.size:x} usable=0x{h.size:x} "
+                      f"plugged=0x0 requested=0x0 node=-1")
+    steps, base = [], 64 * 1024
+    dimms, slot = 0, 0
+    for p in c.steps:
+        lines = []
+        want = p["expect"]
+        if p["wait"]:
+            for i, z in enumerate(zid for zid in want["plugged"]):
+                lines.append(f"resize seq=1 kind=virtio-mem dev={i} requested=0x{want['plugged'][z]:x} "
+                             f"plugged=0x{want['plugged'][z]:x} answer=0 verified_bad_pages=0")
+            for d in want["dimms"][slot:]:
+                lines.append(f"dimm seq=1 slot={slot} base=0x100000000 size=0x{d:x} pxm=0 bad_pages=0")
+                slot += 1
+            lines.append("SUMMARY: ok pass=4 skip=0")
+        dimms = sum(want["dimms"])
+        plugged = sum(want["plugged"].values())
+        steps.append({"name": p["name"], "status": p["expect_status"],
+                      "body": "" if p["expect_status"] == OK else "vm.resize: refused\n",
+                      "matched": bool(p["wait"]), "lines": lines,
+                      "smaps": smaps(base + plugged // 1024, dimms // 1024)})
+    steps[0]["smaps_before"] = smaps(base + zone0.hotplugged_size // 1024)
+    return {"timed_out": False, "rc": 143, "stdout": "\n".join(stdout) + "\n", "steps": steps,
+            "stderr": f"memvisor: zone {zone0.zone} backing={zone0.backing} host=0x{HOST:x} "
+                      f"size={zone0.boot_size + zone0.hotplug_size} page_size={zone0.page_size}\n"}
+
+
+@pytest.mark.parametrize("name", ["resize-vmem-default", "resize-acpi-grow"])
+def test_conforming_result_passes(name: str) -> None:
+    c = case(name)
+    assert resize.check(c.expect, list(c.steps), good_result(c)) == []
+
+
+def test_each_wrong_answer_is_caught() -> None:
+    c = case("resize-vmem-default")
+    good = good_result(c)
+    first_ok = next(i for i, p in enumerate(c.steps) if p["wait"])
+    refused = next(i for i, p in enumerate(c.steps) if p["expect_status"] == REFUSED)
+
+    def bad(mutate) -> list[str]:
+        r = copy.deepcopy(good)
+        mutate(r)
+        return resize.check(c.expect, list(c.steps), r)
+
+    assert any("HTTP 500" in f for f in bad(lambda r: r["steps"][refused].update(status=500)))
+    assert any("one-line reason" in f for f in bad(lambda r: r["steps"][refused].update(body="")))
+    assert any("did not report" in f for f in bad(lambda r: r["steps"][first_ok].update(matched=False)))
+    assert any("plugged in the guest" in f for f in bad(lambda r: r["steps"][first_ok].update(
+        lines=[ln.replace("plugged=0x", "plugged=0x1") for ln in r["steps"][first_ok]["lines"]])))
+    assert any("on the host" in f for f in bad(lambda r: r["steps"][first_ok].update(smaps=smaps(64 * 1024))))
+    assert any("must change nothing" in f for f in bad(lambda r: r["steps"][refused]["lines"].append(
+        "resize seq=9 kind=virtio-mem dev=0 requested=0x0 plugged=0x0 answer=0 verified_bad_pages=0")))
+    assert any("guest: FAIL" in f for f in bad(lambda r: r.update(stdout=r["stdout"] + "FAIL: integrity errors=1\n")))
+    assert any("verified_bad_pages=3" in f for f in bad(lambda r: r["steps"][first_ok].update(
+        lines=[ln.replace("verified_bad_pages=0", "verified_bad_pages=3") for ln in r["steps"][first_ok]["lines"]])))
+
+
+def test_acpi_dimm_missing_or_not_resident_is_caught() -> None:
+    c = case("resize-acpi-grow")
+    good = good_result(c)
+    r = copy.deepcopy(good)
+    r["steps"][0]["lines"] = ["SUMMARY: ok pass=4 skip=0"]
+    assert any("DIMMs" in f for f in resize.check(c.expect, list(c.steps), r))
+    r = copy.deepcopy(good)
+    r["steps"][0]["smaps"] = smaps(64 * 1024, 0)
+    assert any("less than" in f for f in resize.check(c.expect, list(c.steps), r))
+
+
+def test_model_follows_cloud_hypervisor_rules() -> None:
+    c = case("resize-acpi-grow")
+    m = ResizeModel(c.expect, virtio_mem=False)
+    assert m.resize(256 * MiB + 100 * MiB) == REFUSED          # not a 128 MiB step
+    assert m.resize(384 * MiB) == OK and m.dimms == [128 * MiB]
+    assert m.resize(256 * MiB) == REFUSED                      # ACPI memory never shrinks
+    assert m.resize(384 * MiB) == OK and m.dimms == [128 * MiB]   # the same size: no change
+    v = ResizeModel(case("resize-vmem-default").expect, virtio_mem=True)
+    assert v.resize(256 * MiB + 3 * MiB) == REFUSED            # not a 2 MiB block multiple
+    assert v.resize(128 * MiB) == REFUSED and v.resize(2 << 30) == REFUSED
+    assert v.resize(512 * MiB) == OK and v.plugged == {"mem0": 256 * MiB}
+    assert v.resize_zone("nosuch", 512 * MiB) == REFUSED
