@@ -9,6 +9,7 @@ What each step must give comes from harness/memvisor/resizemodel.py, never from 
 from __future__ import annotations
 
 import re
+import json
 from dataclasses import dataclass
 
 from memvisor.driver import BUILD, VmConfig
@@ -44,10 +45,16 @@ class Sequence:
     numa: tuple[str, ...] = ()
     steps: tuple[Step, ...] = ()
     cmdline: str = ""
+    balloon: str | None = None
 
 
 def grow(n: int) -> Step:
     return Step(f"resize-{n // MiB}M", "vm.resize", {"desired_ram": n})
+
+
+def balloon(n: int) -> Step:
+    return Step(f"balloon-{n // MiB}M" if n % MiB == 0 else f"balloon-{n}", "vm.resize",
+                {"desired_balloon": n})
 
 
 def zone(zid: str, n: int) -> Step:
@@ -80,6 +87,12 @@ SEQUENCES = (
     Sequence("resize-vmem-hugetlb", "size=0,hotplug_method=virtio-mem",
              zones=("id=mem0,size=64M,hugepages=on,hugepage_size=2M,hotplug_size=128M",),
              steps=(zone("mem0", 192 * MiB), zone("mem0", 65 * MiB), zone("mem0", 64 * MiB))),
+    Sequence("resize-balloon", "size=512M", balloon="size=64M", cmdline="fill=1",
+             steps=(balloon(192 * MiB), balloon(320 * MiB), balloon(128 * MiB), balloon(0),
+                    balloon(4097), balloon(1 << 30), grow(768 * MiB), balloon(256 * MiB))),
+    Sequence("resize-balloon-options", "size=256M,hotplug_method=virtio-mem,hotplug_size=256M",
+             balloon="size=0,deflate_on_oom=on,free_page_reporting=on", cmdline="fill=1",
+             steps=(grow(512 * MiB), balloon(384 * MiB), balloon(0))),
     Sequence("resize-acpi-grow", "size=256M,hotplug_size=1G",
              steps=(grow(384 * MiB), grow(640 * MiB), grow(600 * MiB), grow(512 * MiB),
                     grow(1280 * MiB), grow(1408 * MiB), grow(1280 * MiB))),
@@ -92,7 +105,7 @@ def socket_path(name: str) -> str:
 
 def config(s: Sequence) -> VmConfig:
     return VmConfig(memory=s.memory, zones=list(s.zones), numa=list(s.numa), kernel=GUEST,
-                    cmdline=s.cmdline, api_socket=socket_path(s.name))
+                    cmdline=s.cmdline, balloon=s.balloon, api_socket=socket_path(s.name))
 
 
 def virtio_mem_method(s: Sequence) -> bool:
@@ -106,8 +119,10 @@ def plan_steps(s: Sequence, exp: Expectation) -> list[dict]:
     for st in s.steps:
         before = model.snapshot()
         if isinstance(st.body, str) or not all(isinstance(v, (int, str)) for v in st.body.values()) \
-                or not isinstance(st.body.get("desired_ram"), int):
+                or not isinstance(st.body.get("desired_ram", st.body.get("desired_balloon")), int):
             status = 400                   # malformed JSON, wrong type: nothing changes
+        elif "desired_balloon" in st.body:
+            status = model.resize_balloon(st.body["desired_balloon"])
         elif st.endpoint == "vm.resize":
             status = model.resize(st.body["desired_ram"])
         else:
@@ -124,6 +139,8 @@ _RESIZE = re.compile(r"^resize seq=\d+ kind=virtio-mem dev=(\d+) requested=0x([0
                      r"plugged=0x([0-9a-f]+) answer=(-?\d+) verified_bad_pages=(\d+)")
 _DIMM = re.compile(r"^dimm seq=\d+ slot=(\d+) base=0x([0-9a-f]+) size=0x([0-9a-f]+) pxm=(\d+) "
                    r"bad_pages=(\d+)")
+_BALLOON = re.compile(r"^balloon seq=\d+ target=0x([0-9a-f]+) actual=0x([0-9a-f]+) ")
+_BALLOON_DEV = re.compile(r"^balloon_dev .*features=0x([0-9a-f]+)")
 _INTEGRITY = re.compile(r"^integrity dev=\d+ cycles=(\d+) .* bad_pages=(\d+)")
 
 
@@ -139,7 +156,19 @@ def _total_resident(smaps: str) -> int:
                for m in parse_smaps(smaps))
 
 
-def check(exp: Expectation, planned: list[dict], result: dict) -> list[str]:
+def _balloon_features(opts: str | None) -> int:
+    """The feature bits the balloon must offer: VERSION_1, and each option's (CH's balloon.rs)."""
+    kv = dict(o.partition("=")[::2] for o in (opts or "").split(",") if o)
+    bits = 1 << 32
+    if kv.get("deflate_on_oom") in ("on", "true"):
+        bits |= 1 << 2                  # VIRTIO_BALLOON_F_DEFLATE_ON_OOM
+    if kv.get("free_page_reporting") in ("on", "true"):
+        bits |= 1 << 5                  # VIRTIO_BALLOON_F_REPORTING
+    return bits
+
+
+def check(exp: Expectation, planned: list[dict], result: dict,
+          balloon_opts: str | None = None) -> list[str]:
     """The failures of a resize case, from its raw result."""
     if result.get("timed_out"):
         return ["the sequence did not finish in time: " + (result.get("stuck") or "")]
@@ -162,6 +191,14 @@ def check(exp: Expectation, planned: list[dict], result: dict) -> list[str]:
     for m in map(_INTEGRITY.match, out):
         if m and int(m[2]):
             bad.append(f"integrity: {m[2]} pages lost their pattern in {m[1]} cycles")
+    if exp.balloon_size is not None:
+        feats = [int(m[1], 16) for m in map(_BALLOON_DEV.match, out) if m]
+        if len(feats) != 1:
+            bad.append(f"the guest found {len(feats)} balloon devices, expected 1")
+        elif feats[0] != _balloon_features(balloon_opts):
+            bad.append(f"balloon features {feats[0]:#x}, expected {_balloon_features(balloon_opts):#x}")
+    b0 = exp.balloon_size or 0
+    held, balloon_max = b0, b0
     zones = zone_lines(result["stderr"])
     plugged = {h.zone: h.plugged for h in vmem}
     base_res: dict[str, tuple[int, int]] = {}
@@ -195,7 +232,18 @@ def check(exp: Expectation, planned: list[dict], result: dict) -> list[str]:
                 if int(m[4]) != 0 or int(m[5]):
                     bad.append(f"{where}: {m[0]}")
         dimms += [int(m[3], 16) for m in map(_DIMM.match, r["lines"]) if m]
+        held = next((int(m[2], 16) for m in reversed([_BALLOON.match(ln) for ln in r["lines"]])
+                     if m), held)
         want = p["expect"]
+        if exp.balloon_size is not None and held != want["balloon"]:
+            bad.append(f"{where}: the balloon holds {held:#x} in the guest, expected "
+                       f"{want['balloon']:#x}")
+        balloon_max = max(balloon_max, want["balloon"])
+        if r.get("info_status") != 200:
+            bad.append(f"{where}: vm.info: HTTP {r.get('info_status')} {r.get('info')!r}")
+        elif json.loads(r["info"]).get("memory_actual_size") != want["actual"]:
+            bad.append(f"{where}: vm.info memory_actual_size "
+                       f"{json.loads(r['info']).get('memory_actual_size')}, expected {want['actual']}")
         for zid, n in want["plugged"].items():
             if plugged.get(zid) != n:
                 bad.append(f"{where}: zone {zid} has {plugged.get(zid, 0):#x} plugged in the "
@@ -206,12 +254,15 @@ def check(exp: Expectation, planned: list[dict], result: dict) -> list[str]:
         for zid, (r0, p0) in base_res.items():
             res = _resident(r["smaps"], zones[zid][1])
             grown = want["plugged"].get(zid, 0) - p0
+            if zid == exp.zones[0].zone:
+                # Pages the balloon ever held stay given back: the guest only reads them after.
+                grown -= balloon_max - b0
             if res is not None and abs((res - r0) - grown) > RESIDENT_SLACK:
                 bad.append(f"{where}: zone {zid} holds {(res - r0) // MiB:+d} MiB on the host "
                            f"since the first step, expected {grown // MiB:+d} MiB (plugged memory "
                            f"must be resident, unplugged memory given back)")
         dimm_res = _total_resident(r["smaps"]) - total0
-        if dimm_res < sum(dimms) - RESIDENT_SLACK:
+        if dimms and dimm_res < sum(dimms) - (balloon_max - b0) - RESIDENT_SLACK:
             bad.append(f"{where}: memvisor holds {dimm_res // MiB:+d} MiB since the first step, "
                        f"less than the {sum(dimms) // MiB} MiB of DIMMs the guest filled")
     if len(steps) < len(planned) and not bad:

@@ -65,7 +65,8 @@ def check(case: matrix.Case, result: dict) -> list[str]:
     if case.guest == "linux":
         return check_linux(case, result)
     if case.guest == "resize":
-        return resize.check(case.expect, list(case.steps), result) + setup_failures(result)
+        return resize.check(case.expect, list(case.steps), result, case.config.balloon) + \
+            setup_failures(result)
     lay = result.get("layout") or {}
     if lay.get("rc") != 0:
         failures = [f"--print-layout refused a valid configuration: {lay.get('stderr', '').strip()}"]

@@ -12,6 +12,10 @@
  * ACPI hotplug: the MHPC register block (found from the DSDT's MHPC device _CRS) is polled; a
  * slot that is enabled and inserting is acknowledged, its memory read (zero) and written.
  *
+ * virtio-balloon: it follows num_pages, inflating with spare pages of boot RAM from the top
+ * down (each written first, so that the host has it to give back) and deflating the last ones
+ * given, which must then read zero; `actual` is written after each change.
+ *
  * Lines (guests/README.md, "Resize guest"): resize_guest, virtio_mem, resize, integrity, dimm,
  * error check=..., and `resize_guest idle` each time everything asked is done.
  */
@@ -53,12 +57,13 @@ static int nmem;
 static u8 rings[MAX_MEM][4096] __attribute__((aligned(4096)));
 static u64 seq, seed = 0x5eed000000000000ULL;
 
-enum { CHK_VIRTIO_MEM, CHK_ZERO, CHK_INTEGRITY, CHK_DIMM, CHK_COUNT };
+enum { CHK_VIRTIO_MEM, CHK_ZERO, CHK_INTEGRITY, CHK_DIMM, CHK_BALLOON, CHK_COUNT };
 static struct check checks[CHK_COUNT] = {
 	[CHK_VIRTIO_MEM] = { .name = "virtio_mem" },
 	[CHK_ZERO] = { .name = "plugged_zeroed" },
 	[CHK_INTEGRITY] = { .name = "integrity" },
 	[CHK_DIMM] = { .name = "acpi_dimm" },
+	[CHK_BALLOON] = { .name = "balloon" },
 };
 
 static u64 pattern(u64 gpa) { return gpa ^ seed; }
@@ -97,7 +102,7 @@ static int mem_request(struct vmem *m, u16 type, u64 first, u64 nb, u16 *state)
 	struct mem_resp resp = { .type = 0xffff };
 	u32 written = 0;
 
-	if (virtio_request(&m->v, &req, sizeof(req), &resp, sizeof(resp), &written) < 0) {
+	if (virtio_request(&m->v, 0, &req, sizeof(req), &resp, sizeof(resp), &written) < 0) {
 		check_error(&checks[CHK_VIRTIO_MEM], "dev=%d request=%u no answer status=0x%x",
 			    (int)(m - mem), type, virtio_status(&m->v));
 		return -1;
@@ -279,6 +284,130 @@ static bool dimm_poll(void)
 	return changed;
 }
 
+/* ---- virtio-balloon (virtio 1.2, 5.5): inflate to num_pages, deflate below it ---- */
+
+#define VIRTIO_ID_BALLOON 5
+#define BALLOON_BATCH 256		/* PFNs per request, as Linux's VIRTIO_BALLOON_ARRAY_PFNS_MAX */
+#define BALLOON_MAX (1u << 18)		/* pages the guest can give: 1 GiB */
+
+static struct virtio_dev bal;
+static bool bal_present;
+static u8 bal_rings[2][4096] __attribute__((aligned(4096)));
+static u32 bal_pfns[BALLOON_MAX], bal_n;
+static u32 bal_batch[BALLOON_BATCH];
+static u32 e820_cursor;			/* E820 entry the next page comes from (from the top) */
+static u64 page_cursor;			/* next page to try, going down; 0: start of the entry */
+
+/* The next page of boot RAM the guest can spare: from the top down, never a protected one. */
+static bool spare_page(u64 *out)
+{
+	while (e820_cursor < boot.e820_entries) {
+		const struct hvm_memmap_entry *e = &boot.e820[boot.e820_entries - 1 - e820_cursor];
+		u64 lo = ALIGN_UP(e->addr, PAGE_SIZE), hi = ALIGN_DOWN(e->addr + e->size, PAGE_SIZE);
+		if (e->type == E820_RAM && lo < hi) {
+			if (!page_cursor || page_cursor > hi - PAGE_SIZE)
+				page_cursor = hi - PAGE_SIZE;
+			for (; page_cursor >= lo && page_cursor >= 1 * MiB; page_cursor -= PAGE_SIZE)
+				if (!protect_overlaps(page_cursor, PAGE_SIZE)) {
+					*out = page_cursor;
+					page_cursor -= PAGE_SIZE;
+					return true;
+				}
+		}
+		e820_cursor++;
+		page_cursor = 0;
+	}
+	return false;
+}
+
+static void bal_send(u32 queue, u32 n)
+{
+	u32 written;
+
+	if (virtio_request(&bal, queue, bal_batch, n * 4, 0, 0, &written) < 0)
+		check_error(&checks[CHK_BALLOON], "%s of %u pages: no answer status=0x%x",
+			    queue ? "deflate" : "inflate", n, virtio_status(&bal));
+}
+
+static bool bal_follow(void)
+{
+	u32 target = virtio_config32(&bal, 0), start = bal_n, zero_bad = 0;
+
+	if (!bal_present || target == bal_n)
+		return false;
+	while (target > bal_n) {
+		u32 n = 0;
+		u64 page;
+		while (n < BALLOON_BATCH && bal_n + n < target && bal_n + n < BALLOON_MAX &&
+		       spare_page(&page)) {
+			/* The page is in use before it goes: the host must see it freed. */
+			*(volatile u64 *)(uintptr_t)page = pattern(page);
+			bal_batch[n++] = (u32)(page >> 12);
+		}
+		if (!n)
+			break;
+		bal_send(0, n);
+		memcpy(&bal_pfns[bal_n], bal_batch, n * 4);
+		bal_n += n;
+	}
+	while (target < bal_n) {
+		u32 n = bal_n - target < BALLOON_BATCH ? bal_n - target : BALLOON_BATCH;
+		memcpy(bal_batch, &bal_pfns[bal_n - n], n * 4);
+		bal_send(1, n);
+		bal_n -= n;
+		/* Given back to the host and refaulted: it reads zero. */
+		for (u32 i = 0; i < n; i++)
+			if (*(volatile u64 *)((uintptr_t)bal_batch[i] << 12))
+				zero_bad++;
+	}
+	if (bal_n < start) {
+		/* Pages go in top-down order, so the balloon holds the first bal_n spare pages:
+		 * start again from the top past them, and the deflated ones are spare again. */
+		u64 page;
+		e820_cursor = 0;
+		page_cursor = 0;
+		for (u32 i = 0; i < bal_n; i++)
+			spare_page(&page);
+	}
+	if (zero_bad)
+		check_error(&checks[CHK_ZERO], "%u deflated pages did not read zero", zero_bad);
+	virtio_config_write32(&bal, 4, bal_n);
+	printf("balloon seq=%lu target=0x%lx actual=0x%lx was=0x%lx deflated_not_zero=%u\n", ++seq,
+	       (u64)target << 12, (u64)bal_n << 12, (u64)start << 12, zero_bad);
+	return true;
+}
+
+static void bal_open(const struct acpi_dev *a)
+{
+	const char *why = "";
+
+	if (virtio_open(&bal, a->base, VIRTIO_ID_BALLOON, 0, &why) < 0 ||
+	    virtio_queue(&bal, 0, bal_rings[0], 8, &why) < 0 ||
+	    virtio_queue(&bal, 1, bal_rings[1], 8, &why) < 0) {
+		if (strcmp(why, "other device id"))
+			check_error(&checks[CHK_BALLOON], "base=0x%lx %s", a->base, why);
+		return;
+	}
+	virtio_ready(&bal);
+	bal_present = true;
+	printf("balloon_dev base=0x%lx irq=%u features=0x%lx num_pages=%u\n", a->base, a->irq,
+	       bal.offered, virtio_config32(&bal, 0));
+}
+
+/* fill=1: write every spare page of boot RAM first, so the host holds it all (balloon cases). */
+static void fill_ram(void)
+{
+	u64 page, n = 0;
+
+	while (spare_page(&page)) {
+		*(volatile u64 *)(uintptr_t)page = pattern(page);
+		n++;
+	}
+	e820_cursor = 0;
+	page_cursor = 0;
+	printf("fill pages=%lu\n", n);
+}
+
 static void pause_ms(u64 ms)
 {
 	u64 end = rdtsc() + ms * (boot.tsc_khz ? boot.tsc_khz : 1000000);
@@ -300,9 +429,14 @@ int main(void)
 		return EXIT_FATAL;
 	}
 	int n = acpi_find_hid(dsdt, "LNRO0005", devs, MAX_MEM);
-	for (int i = 0; i < n; i++)
-		if (devs[i].has_base && devs[i].size >= 0x200)
+	for (int i = 0; i < n; i++) {
+		if (!devs[i].has_base || devs[i].size < 0x200)
+			continue;
+		if (mmio_read32(devs[i].base + 8) == VIRTIO_ID_BALLOON && !bal_present)
+			bal_open(&devs[i]);
+		else
 			mem_open(&devs[i]);
+	}
 	if (acpi_find_device(dsdt, "MHPC", &ctl) && ctl.has_base && ctl.size >= 0x18) {
 		mhpc = ctl.base;
 		paging_map(mhpc + 0x18);
@@ -311,15 +445,19 @@ int main(void)
 		printf("FAIL: cycles=%s\n", arg);
 		return EXIT_FATAL;
 	}
-	printf("resize_guest devices=%d mhpc=0x%lx cycles=%lu\n", nmem, mhpc, cycles);
+	if (cmdline_flag(boot.cmdline, "fill"))
+		fill_ram();
+	printf("resize_guest devices=%d mhpc=0x%lx balloon=%d cycles=%lu\n", nmem, mhpc, bal_present,
+	       cycles);
 	for (int i = 0; i < nmem; i++)
 		mem_follow(&mem[i]);
+	bal_follow();
 	if (cycles && nmem)
 		mem_cycles(&mem[0], cycles);
 	checks_report(checks, CHK_COUNT);
 	/* From here on: follow the host's requests until it stops the VM. */
 	for (;;) {
-		bool changed = dimm_poll();
+		bool changed = dimm_poll() | bal_follow();
 		for (int i = 0; i < nmem; i++)
 			changed |= mem_follow(&mem[i]);
 		if (changed)

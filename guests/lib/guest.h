@@ -211,14 +211,17 @@ const struct acpi_header *acpi_find_dsdt(void);
 #define VIRTIO_F_VERSION_1 (1ULL << 32)
 #define VIRTIO_QUEUE_MAX 16			/* descriptors the driver uses at most */
 #define VIRTIO_QUEUE_BYTES 1024			/* desc table, avail at +256, used at +512 */
-struct virtio_dev {
-	u64 base;
-	u64 offered, features;
-	u32 queue;
-	u16 num, avail_idx, used_idx;
+#define VIRTIO_MAX_QUEUES 3
+struct virtio_vq {
+	u16 num, avail_idx, used_idx;		/* num 0: not set up */
 	void *desc;
 	u16 *avail;
 	volatile u8 *used;
+};
+struct virtio_dev {
+	u64 base;
+	u64 offered, features;
+	struct virtio_vq q[VIRTIO_MAX_QUEUES];
 };
 /* Reset, check magic/version/device id, negotiate wanted & offered (+VERSION_1); 0 or -1, why. */
 int virtio_open(struct virtio_dev *d, u64 base, u32 device_id, u64 wanted, const char **why);
@@ -226,10 +229,15 @@ int virtio_open(struct virtio_dev *d, u64 base, u32 device_id, u64 wanted, const
 int virtio_queue(struct virtio_dev *d, u32 index, void *mem, u16 num, const char **why);
 void virtio_ready(struct virtio_dev *d);	/* DRIVER_OK */
 u32 virtio_status(const struct virtio_dev *d);
-/* out (device-readable) then in (device-writable); waits for the answer. 0, or -1 on no answer. */
-int virtio_request(struct virtio_dev *d, const void *out, u32 out_len, void *in, u32 in_len,
-		   u32 *written);
+/*
+ * On queue index: out (device-readable) then in (device-writable; NULL: none); waits for the
+ * answer. 0, or -1 on no answer.
+ */
+int virtio_request(struct virtio_dev *d, u32 index, const void *out, u32 out_len, void *in,
+		   u32 in_len, u32 *written);
 u64 virtio_config64(const struct virtio_dev *d, u32 off);
+u32 virtio_config32(const struct virtio_dev *d, u32 off);
 u16 virtio_config16(const struct virtio_dev *d, u32 off);
+void virtio_config_write32(const struct virtio_dev *d, u32 off, u32 v);
 
 #endif

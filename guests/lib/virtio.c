@@ -80,26 +80,30 @@ int virtio_open(struct virtio_dev *d, u64 base, u32 device_id, u64 wanted, const
 int virtio_queue(struct virtio_dev *d, u32 index, void *mem, u16 num, const char **why)
 {
 	u64 b = d->base, desc = (u64)(uintptr_t)mem;
+	struct virtio_vq *q = &d->q[index];
 	u32 max;
 
+	if (index >= VIRTIO_MAX_QUEUES)
+		return *why = "queue index beyond the driver's", -1;
 	mmio_write32(b + R_QUEUE_SEL, index);
 	max = mmio_read32(b + R_QUEUE_NUM_MAX);
 	if (!max)
 		return *why = "queue absent", -1;
 	if (mmio_read32(b + R_QUEUE_READY))
 		return *why = "queue ready before setup", -1;
-	d->num = num < max ? num : (u16)max;
-	d->desc = mem;
-	d->avail = (u16 *)(uintptr_t)(desc + 16 * VIRTIO_QUEUE_MAX);
-	d->used = (volatile u8 *)(uintptr_t)(desc + 16 * VIRTIO_QUEUE_MAX + 512);
+	if (num > VIRTIO_QUEUE_MAX)
+		num = VIRTIO_QUEUE_MAX;
+	q->num = num < max ? num : (u16)max;
+	q->desc = mem;
+	q->avail = (u16 *)(uintptr_t)(desc + 16 * VIRTIO_QUEUE_MAX);
+	q->used = (volatile u8 *)(uintptr_t)(desc + 16 * VIRTIO_QUEUE_MAX + 512);
 	memset(mem, 0, VIRTIO_QUEUE_BYTES);
-	d->avail_idx = d->used_idx = 0;
-	mmio_write32(b + R_QUEUE_NUM, d->num);
+	q->avail_idx = q->used_idx = 0;
+	mmio_write32(b + R_QUEUE_NUM, q->num);
 	wr64(b + R_QUEUE_DESC, desc);
-	wr64(b + R_QUEUE_AVAIL, (u64)(uintptr_t)d->avail);
-	wr64(b + R_QUEUE_USED, (u64)(uintptr_t)d->used);
+	wr64(b + R_QUEUE_AVAIL, (u64)(uintptr_t)q->avail);
+	wr64(b + R_QUEUE_USED, (u64)(uintptr_t)q->used);
 	mmio_write32(b + R_QUEUE_READY, 1);
-	d->queue = index;
 	return 0;
 }
 
@@ -110,31 +114,35 @@ void virtio_ready(struct virtio_dev *d)
 
 u32 virtio_status(const struct virtio_dev *d) { return mmio_read32(d->base + R_STATUS); }
 
-int virtio_request(struct virtio_dev *d, const void *out, u32 out_len, void *in, u32 in_len,
-		   u32 *written)
+int virtio_request(struct virtio_dev *d, u32 index, const void *out, u32 out_len, void *in,
+		   u32 in_len, u32 *written)
 {
-	struct vring_desc *desc = d->desc;
-	u16 head = (u16)(d->avail_idx % d->num) & (u16)~1u, slot;
+	struct virtio_vq *q = &d->q[index];
+	struct vring_desc *desc = q->desc;
+	u16 head = (u16)(q->avail_idx % q->num) & (u16)~1u, slot;
 
+	if (index >= VIRTIO_MAX_QUEUES || !q->num)
+		return -1;
 	/* Two descriptors per request, one request in flight: head and head+1 are always free. */
-	desc[head] = (struct vring_desc){ (u64)(uintptr_t)out, out_len, DESC_F_NEXT, (u16)(head + 1) };
+	desc[head] = (struct vring_desc){ (u64)(uintptr_t)out, out_len, in ? DESC_F_NEXT : 0,
+					  (u16)(head + 1) };
 	desc[head + 1] = (struct vring_desc){ (u64)(uintptr_t)in, in_len, DESC_F_WRITE, 0 };
-	slot = d->avail_idx % d->num;
-	d->avail[2 + slot] = head;
+	slot = q->avail_idx % q->num;
+	q->avail[2 + slot] = head;
 	barrier();
-	d->avail_idx++;
-	*(volatile u16 *)&d->avail[1] = d->avail_idx;
+	q->avail_idx++;
+	*(volatile u16 *)&q->avail[1] = q->avail_idx;
 	barrier();
-	mmio_write32(d->base + R_QUEUE_NOTIFY, d->queue);
+	mmio_write32(d->base + R_QUEUE_NOTIFY, index);
 	/* The device answers on the notifying exit or soon after; bound the wait. */
 	for (u64 spin = 0; spin < 100000000; spin++) {
-		u16 used_idx = *(volatile u16 *)(d->used + 2);
-		if (used_idx != d->used_idx) {
+		u16 used_idx = *(volatile u16 *)(q->used + 2);
+		if (used_idx != q->used_idx) {
 			barrier();
-			u32 elem = 4 + 8 * (d->used_idx % d->num);
-			u32 id = *(volatile u32 *)(d->used + elem);
-			*written = *(volatile u32 *)(d->used + elem + 4);
-			d->used_idx++;
+			u32 elem = 4 + 8 * (q->used_idx % q->num);
+			u32 id = *(volatile u32 *)(q->used + elem);
+			*written = *(volatile u32 *)(q->used + elem + 4);
+			q->used_idx++;
 			return id == head ? 0 : -1;
 		}
 		if (virtio_status(d) & S_NEEDS_RESET)
@@ -160,4 +168,14 @@ u64 virtio_config64(const struct virtio_dev *d, u32 off)
 u16 virtio_config16(const struct virtio_dev *d, u32 off)
 {
 	return mmio_read16(d->base + R_CONFIG + off);
+}
+
+u32 virtio_config32(const struct virtio_dev *d, u32 off)
+{
+	return mmio_read32(d->base + R_CONFIG + off);
+}
+
+void virtio_config_write32(const struct virtio_dev *d, u32 off, u32 v)
+{
+	mmio_write32(d->base + R_CONFIG + off, v);
 }

@@ -13,6 +13,8 @@ choices where CH is silent or silently ignores a request):
   (`--memory size=0`) it is refused: zones are resized with vm.resize-zone.
 - ACPI hotplug only grows, in steps of 128 MiB, into at most 8 DIMM slots and the area of
   hotplug_size; asking for the current size changes nothing. Shrinking is refused.
+- The balloon (vm.resize desired_balloon) exists only with --balloon; its size is whole 4 KiB
+  pages and at most the VM's RAM. memory_actual_size (vm.info) is the RAM less the balloon.
 - A refused request changes nothing.
 """
 from __future__ import annotations
@@ -33,11 +35,13 @@ class ResizeModel:
     virtio_mem: bool
     plugged: dict[str, int] = field(default_factory=dict)   # zone id -> virtio-mem bytes
     dimms: list[int] = field(default_factory=list)          # sizes of the ACPI DIMMs, in order
+    balloon: int = 0                                        # the balloon's target in bytes
 
     def __post_init__(self) -> None:
         for z in self.exp.zones:
             if z.hotplug_size:
                 self.plugged[z.zone] = z.hotplugged_size
+        self.balloon = self.exp.balloon_size or 0
 
     def block(self, zone: str) -> int:
         return max(VIRTIO_MEM_BLOCK, self.exp.zone(zone).page_size)
@@ -77,5 +81,12 @@ class ResizeModel:
         self.plugged[zone] = want
         return OK
 
+    def resize_balloon(self, desired: int) -> int:
+        if self.exp.balloon_size is None or desired % 4096 or desired > self.ram:
+            return REFUSED
+        self.balloon = desired
+        return OK
+
     def snapshot(self) -> dict:
-        return {"plugged": dict(self.plugged), "dimms": list(self.dimms), "ram": self.ram}
+        return {"plugged": dict(self.plugged), "dimms": list(self.dimms), "ram": self.ram,
+                "balloon": self.balloon, "actual": self.ram - self.balloon}

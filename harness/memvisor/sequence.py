@@ -7,8 +7,8 @@ inhost.run_case calls run_steps once the guest's first report is out (its hold m
 
 `call` goes to the case's `api_socket`; `wait` is a regex the guest must print after the call
 (None: the request is meant to change nothing, and `settle` seconds are given to any change to
-show anyway). Then the host is sampled: smaps of the VMM, the huge page counters, and the size
-and allocated bytes of each of the case's `files`. Judging is left to the caller (conformance/).
+show anyway). Then vm.info is asked and the host sampled: smaps of the VMM, the huge page
+counters, and the size and allocated bytes of each of the case's `files`. Judging is left to the caller (conformance/).
 """
 from __future__ import annotations
 
@@ -58,6 +58,10 @@ def run_steps(case: dict, pid: int, out: list[str], alive) -> list[dict]:
         if not wait:
             time.sleep(float(step.get("settle", 0.5)))
         r["seconds"] = round(time.monotonic() - start, 3)
+        try:
+            r["info_status"], r["info"] = client.call("GET", "vm.info")
+        except OSError as e:
+            r["info_status"], r["info"] = None, str(e)
         r["lines"] = out[seen:]
         r["smaps"] = read_proc(pid, "smaps")
         r["hp"] = hugepage_counters()

@@ -6,6 +6,7 @@ when the guest, the API or the host says something other than the model.
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 
@@ -34,7 +35,10 @@ def good_result(c: cases.Case) -> dict:
                       f"addr=0x{(4 << 30) + i * (1 << 30):x} region=0x{h.size:x} usable=0x{h.size:x} "
                       f"plugged=0x0 requested=0x0 node=-1")
     steps, base = [], 64 * 1024
-    dimms, slot = 0, 0
+    dimms, slot, balloon_max = 0, 0, 0
+    if c.expect.balloon_size is not None:
+        stdout.append(f"balloon_dev base=0xc0001000 irq=17 features=0x{resize._balloon_features(c.config.balloon):x} "
+                      f"num_pages={c.expect.balloon_size // 4096}")
     for p in c.steps:
         lines = []
         want = p["expect"]
@@ -47,21 +51,45 @@ def good_result(c: cases.Case) -> dict:
                 slot += 1
             lines.append("SUMMARY: ok pass=4 skip=0")
         dimms = sum(want["dimms"])
+        balloon_max = max(balloon_max, want["balloon"] - (c.expect.balloon_size or 0))
         plugged = sum(want["plugged"].values())
+        if p["wait"] and want["balloon"] != c.expect.balloon_size:
+            lines.insert(0, f"balloon seq=1 target=0x{want['balloon']:x} actual=0x{want['balloon']:x} "
+                            f"was=0x0 deflated_not_zero=0")
         steps.append({"name": p["name"], "status": p["expect_status"],
+                      "info_status": 200, "info": json.dumps({"memory_actual_size": want["actual"]}),
                       "body": "" if p["expect_status"] == OK else "vm.resize: refused\n",
                       "matched": bool(p["wait"]), "lines": lines,
-                      "smaps": smaps(base + plugged // 1024, dimms // 1024)})
+                      "smaps": smaps(base + plugged // 1024 - balloon_max // 1024, dimms // 1024)})
     steps[0]["smaps_before"] = smaps(base + zone0.hotplugged_size // 1024)
     return {"timed_out": False, "rc": 143, "stdout": "\n".join(stdout) + "\n", "steps": steps,
             "stderr": f"memvisor: zone {zone0.zone} backing={zone0.backing} host=0x{HOST:x} "
                       f"size={zone0.boot_size + zone0.hotplug_size} page_size={zone0.page_size}\n"}
 
 
-@pytest.mark.parametrize("name", ["resize-vmem-default", "resize-acpi-grow"])
+@pytest.mark.parametrize("name", ["resize-vmem-default", "resize-acpi-grow", "resize-balloon"])
 def test_conforming_result_passes(name: str) -> None:
     c = case(name)
-    assert resize.check(c.expect, list(c.steps), good_result(c)) == []
+    assert resize.check(c.expect, list(c.steps), good_result(c), c.config.balloon) == []
+
+
+def test_balloon_answers_are_checked() -> None:
+    c = case("resize-balloon")
+    good = good_result(c)
+    first = next(i for i, p in enumerate(c.steps) if p["wait"])
+
+    def bad(mutate) -> list[str]:
+        r = copy.deepcopy(good)
+        mutate(r)
+        return resize.check(c.expect, list(c.steps), r, c.config.balloon)
+
+    assert any("memory_actual_size" in f for f in bad(lambda r: r["steps"][first].update(
+        info=json.dumps({"memory_actual_size": 1}))))
+    assert any("balloon holds" in f for f in bad(lambda r: r["steps"][first].update(
+        lines=["SUMMARY: ok pass=5 skip=0"])))
+    assert any("on the host" in f for f in bad(lambda r: r["steps"][first].update(smaps=smaps(64 * 1024))))
+    assert any("features" in f for f in bad(lambda r: r.update(
+        stdout=r["stdout"].replace("features=0x1", "features=0x5"))))
 
 
 def test_each_wrong_answer_is_caught() -> None:
