@@ -29,6 +29,7 @@ struct vcpu {
 
 struct serial;		/* devices/serial.c's own */
 struct acpi_power;	/* devices/acpi_power.c's */
+struct virtio_mem;	/* devices/virtio_mem.c's */
 
 /*
  * Exit statuses of memvisor beside the guest's own (exit port) codes and 128 + a stop signal
@@ -68,6 +69,8 @@ struct vm {
 	bool devices_up;		/* the buses exist: vm__exit_devices has work */
 	struct serial *serial;
 	struct acpi_power *acpi_power;
+	struct virtio_mem *virtio_mem[MAX_ZONES];	/* per zone; NULL: no virtio-mem region */
+	unsigned nvirtio_mmio;		/* virtio-mmio transports so far: the next one's _UID */
 
 	struct loop loop;		/* main waits here; vm__stop wakes it */
 	/*
