@@ -27,14 +27,23 @@ static void wr32(uint8_t *d, uint32_t v)
 		d[i] = (uint8_t)(v >> (8 * i));
 }
 
-static void warn_once(struct virtio_mmio *t, const char *what, uint64_t offset, unsigned size)
+/* One line per transport: a driver looping on a bad access must not flood stderr. */
+static void log_once(struct virtio_mmio *t, const char *msg)
 {
 	if (!t->warned) {
 		t->warned = true;
-		report("%s@0x%llx: %s at offset 0x%llx (%u bytes) ignored; further ones are not "
-		       "logged", t->def.name, (unsigned long long)t->base, what,
-		       (unsigned long long)offset, size);
+		report("%s@0x%llx: %s; further ones are not logged", t->def.name,
+		       (unsigned long long)t->base, msg);
 	}
+}
+
+static void warn_once(struct virtio_mmio *t, const char *what, uint64_t offset, unsigned size)
+{
+	char msg[160];
+
+	snprintf(msg, sizeof(msg), "%s at offset 0x%llx (%u bytes) ignored", what,
+		 (unsigned long long)offset, size);
+	log_once(t, msg);
 }
 
 /* The transport's part of a reset: everything the driver set goes. */
@@ -183,7 +192,7 @@ static void queue_write(struct virtio_mmio *t, uint64_t offset, uint32_t v)
 		if (!v) {
 			q->ready = false;
 		} else if (!q->ready && virtq__enable(q, err, sizeof(err)) < 0) {
-			report("%s", err);
+			log_once(t, err);
 			virtio_mmio__needs_reset(t);
 		}
 		break;
