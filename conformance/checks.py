@@ -12,6 +12,7 @@ from collections import Counter
 
 from memvisor.hoststate import find_mapping, parse_numa_maps, parse_smaps
 from memvisor.oracle import Expectation, Range, Rejection, layout_violations
+from memvisor.oraclemodel import VIRTIO_MMIO_MAGIC, VIRTIO_MMIO_VERSION
 from memvisor.report import ProbeReport, ReportError, parse_probe
 
 LEGACY_HOLE = (0xA0000, 0x100000)      # reserved in E820, part of the first zone's RAM
@@ -86,6 +87,7 @@ def check_guest(exp: Expectation, r: ProbeReport) -> list[str]:
     if r.usable_ram != exp.boot_ram - hole:
         bad.append(f"E820 usable RAM {r.usable_ram:#x}, expected boot RAM {exp.boot_ram:#x} "
                    f"minus the {hole:#x} legacy hole")
+    bad += check_virtio(exp, r)
     enabled = [c for c in r.madt_cpus if c.enabled]
     if len(enabled) != exp.boot_cpus or len(r.madt_cpus) != exp.max_cpus:
         bad.append(f"MADT: {len(enabled)} enabled of {len(r.madt_cpus)} CPUs, expected "
@@ -115,6 +117,24 @@ def check_guest(exp: Expectation, r: ProbeReport) -> list[str]:
         bad.append(f"SRAT has nodes {sorted(extra)} that no --numa defines")
     if [list(row) for row in exp.slit] != (r.slit or []):
         bad.append(f"SLIT {r.slit}, expected {[list(row) for row in exp.slit]}")
+    return bad
+
+
+def check_virtio(exp: Expectation, r: ProbeReport) -> list[str]:
+    """Each expected virtio-mmio device is in the DSDT and in the FDT, and its registers answer
+    with the v2 magic, version and its device id (spec section 4.1)."""
+    bad: list[str] = []
+    want = sorted(exp.virtio_devices)
+    for src in ("acpi", "fdt"):
+        devs = [v for v in r.virtio_mmio if v.src == src]
+        got = sorted(v.device_id for v in devs if v.device_id is not None)
+        if got != want or len(devs) != len(want):
+            bad.append(f"virtio-mmio devices in the {src.upper()}: device ids {got} "
+                       f"({len(devs)} found), expected {want}")
+        for v in devs:
+            if (v.magic, v.version) != (VIRTIO_MMIO_MAGIC, VIRTIO_MMIO_VERSION):
+                bad.append(f"virtio-mmio {v.name} ({src}): magic {v.magic}, version "
+                           f"{v.version}, expected {VIRTIO_MMIO_MAGIC:#x}, {VIRTIO_MMIO_VERSION}")
     return bad
 
 

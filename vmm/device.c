@@ -62,6 +62,16 @@ void devices__dsdt(const void *opaque, struct aml *aml)
 			vm->devices.table[i]->dsdt(vm, aml);
 }
 
+int devices__fdt(const void *opaque, void *fdt)
+{
+	const struct vm *vm = opaque;
+
+	for (size_t i = 0; i < vm->devices.started; i++)
+		if (vm->devices.table[i]->fdt && vm->devices.table[i]->fdt(vm, fdt) < 0)
+			return -1;
+	return 0;
+}
+
 int gsi__init(struct gsi_alloc *a, uint32_t first_dynamic, uint32_t nr, char *err, size_t errlen)
 {
 	if (nr > GSI_MAX || first_dynamic > nr)

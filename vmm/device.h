@@ -34,8 +34,11 @@ struct device_def {
 	 * resources init got; the builder's errors are sticky, so there is no return value.
 	 */
 	void (*dsdt)(const struct vm *vm, struct aml *aml);
-	/* Optional, NULL for every device so far and not called yet: the device's FDT node. */
-	int (*fdt)(const struct vm *vm, void *fdt, int parent);
+	/*
+	 * Optional. Append the device's nodes to the FDT (arch/x86/fdt.h), written with libfdt's
+	 * sequential-write API, at the root node: -1 on a libfdt error.
+	 */
+	int (*fdt)(const struct vm *vm, void *fdt);
 };
 
 /* The devices of every VM, in start order (devices/devices.def). */
@@ -59,6 +62,8 @@ int devices__exit(struct vm *vm, char *err, size_t errlen);
 
 /* Every started device's DSDT contribution, in start order: acpi__build's devices_aml. */
 void devices__dsdt(const void *vm, struct aml *aml);
+/* Every started device's FDT nodes, in start order: fdt__build's devices_fdt. -1: failed. */
+int devices__fdt(const void *vm, void *fdt);
 
 /*
  * GSIs [0, nr): lines below first_dynamic are fixed by the platform (ISA IRQs) and can only be

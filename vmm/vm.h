@@ -34,6 +34,7 @@ struct api;		/* api/server.c's */
 struct acpi_power;	/* devices/acpi_power.c's */
 struct ged;		/* devices/ged.c's */
 struct mem_hotplug;	/* devices/mem_hotplug.c's; NULL without an ACPI hotplug area */
+struct virtio_mem;	/* devices/virtio_mem.c's */
 
 /*
  * Exit statuses of memvisor beside the guest's own (exit port) codes and 128 + a stop signal
@@ -75,6 +76,8 @@ struct vm {
 	struct acpi_power *acpi_power;
 	struct ged *ged;
 	struct mem_hotplug *mem_hotplug;
+	struct virtio_mem *virtio_mem[MAX_ZONES];	/* per zone; NULL: no virtio-mem region */
+	unsigned nvirtio_mmio;		/* virtio-mmio transports so far: the next one's _UID */
 
 	struct loop loop;		/* main waits here; vm__stop wakes it */
 	struct api *api;		/* --api-socket: served from the loop (api/api.h) */

@@ -22,6 +22,10 @@ MAX_GPA = 1 * TiB                  # 40 physical address bits (test host's TCG "
 # Cloud Hypervisor facts (virtio-devices/src/mem.rs): region alignment and block size.
 VIRTIO_MEM_ALIGN = 128 * MiB
 VIRTIO_MEM_BLOCK = 2 * MiB
+# virtio 1.2 section 5 (device ids) and the virtio-mmio register file (spec section 4.1).
+VIRTIO_ID_MEM = 24
+VIRTIO_MMIO_MAGIC = 0x74726976       # "virt"
+VIRTIO_MMIO_VERSION = 2
 DEFAULT_ZONE = "mem0"              # the zone --memory size=N describes, as in Cloud Hypervisor
 MAX_VCPUS = 256                    # cpu ids are u8 in the spec
 
@@ -147,6 +151,9 @@ class Expectation:
     slit: tuple[tuple[int, ...], ...]            # indexed by guest_numa_id; () without --numa
     balloon_size: int | None = None
     assumptions: tuple[str, ...] = ()
+    # virtio-mmio devices the guest finds (DSDT LNRO0005 and FDT "virtio,mmio"), by device id:
+    # one virtio-mem (24) per virtio-mem region (issue 11; spec section 4.2), in layout order.
+    virtio_devices: tuple[int, ...] = ()
 
     def zone(self, zone_id: str) -> ZoneMapping:
         return next(z for z in self.zones if z.zone == zone_id)

@@ -86,6 +86,15 @@ def test_hotplugged_size_example() -> None:
     assert (h.kind, h.size, h.zone, h.plugged) == ("virtio-mem", GiB, "mem0", 512 * MiB)
     assert e.boot_ram == GiB and e.hotplugged_ram == 512 * MiB
     assert e.zone("mem0").hotplug_size == GiB
+    assert e.virtio_devices == (24,)
+
+
+def test_virtio_mem_device_per_zone() -> None:
+    e = ok("size=0,hotplug_method=virtio-mem",
+           ["id=a,size=1G,hotplug_size=1G", "id=b,size=1G", "id=c,size=1G,hotplug_size=512M"])
+    assert e.virtio_devices == (24, 24)
+    assert ok("size=1G,hotplug_size=1G").virtio_devices == ()     # ACPI: no virtio device
+    assert ok("size=1G").virtio_devices == ()
 
 
 def test_shared_example() -> None:

@@ -131,12 +131,6 @@ uint64_t hotplug__actual_size(const struct vm *vm)
  * PLACEHOLDERS until each device lands (this session): every resize is answered as a VMM
  * failure naming what is missing. Each device's author deletes its block.
  */
-int virtio_mem__resize(struct vm *vm, int zone, uint64_t plugged, char *err, size_t errlen)
-{
-	(void)vm; (void)zone; (void)plugged;
-	return error(err, errlen, "virtio-mem: not available in this build");
-}
-uint64_t virtio_mem__plugged(const struct vm *vm, int zone) { (void)vm; (void)zone; return 0; }
 int balloon__resize(struct vm *vm, uint64_t size, char *err, size_t errlen)
 {
 	(void)vm; (void)size;

@@ -27,7 +27,7 @@ static void build(struct layout *l, const struct vm_config *c)
 	if (layout__build(l, c, err, sizeof(err)))
 		fail_msg("layout__build: %s", err);
 	memset(blob, 0xa5, sizeof(blob));
-	size = fdt__build(c, l, blob, sizeof(blob));
+	size = fdt__build(c, l, NULL, NULL, blob, sizeof(blob));
 	assert_true(size > 0 && size <= FDT_MAX);
 	assert_int_equal(fdt_check_header(blob), 0);
 	assert_int_equal(fdt_magic(blob), 0xd00dfeed);
@@ -271,10 +271,10 @@ static void test_too_small_and_largest(void **state)
 	check_cpus(&c, MAX_VCPUS);
 
 	assert_int_equal(layout__build(&l, &c, err, sizeof(err)), 0);
-	size = fdt__build(&c, &l, blob, sizeof(blob));
-	assert_int_equal(fdt__build(&c, &l, blob, size), size);
-	assert_int_equal(fdt__build(&c, &l, blob, size - 1), 0);
-	assert_int_equal(fdt__build(&c, &l, blob, 64), 0);
+	size = fdt__build(&c, &l, NULL, NULL, blob, sizeof(blob));
+	assert_int_equal(fdt__build(&c, &l, NULL, NULL, blob, size), size);
+	assert_int_equal(fdt__build(&c, &l, NULL, NULL, blob, size - 1), 0);
+	assert_int_equal(fdt__build(&c, &l, NULL, NULL, blob, 64), 0);
 }
 
 /* Ids other than 0..N-1 have no distance matrix to describe. */
@@ -290,7 +290,7 @@ static void test_bad_numa_ids(void **state)
 	add_node(&c, 3);
 	add_zone(&c, "a", 1 * GiB, 0, 0);
 	assert_int_equal(layout__build(&l, &c, err, sizeof(err)), 0);
-	assert_int_equal(fdt__build(&c, &l, blob, sizeof(blob)), 0);
+	assert_int_equal(fdt__build(&c, &l, NULL, NULL, blob, sizeof(blob)), 0);
 }
 
 int main(void)

@@ -95,7 +95,8 @@ static int distance_map_node(void *fdt, const struct numa *numa)
 	return 0;
 }
 
-static int build(const struct numa *numa, const struct layout *l, void *buf, int size)
+static int build(const struct numa *numa, const struct layout *l, fdt_devices_fn devices_fdt,
+		 const void *ctx, void *buf, int size)
 {
 	FDT_TRY(fdt_create(buf, size));
 	FDT_TRY(fdt_finish_reservemap(buf));
@@ -108,19 +109,22 @@ static int build(const struct numa *numa, const struct layout *l, void *buf, int
 	FDT_TRY(cpus_node(buf, numa));
 	if (numa->nnodes > 0)
 		FDT_TRY(distance_map_node(buf, numa));
+	if (devices_fdt)
+		FDT_TRY(devices_fdt(ctx, buf));
 	FDT_TRY(fdt_end_node(buf));
 	FDT_TRY(fdt_finish(buf));
 	return 0;
 }
 
-size_t fdt__build(const struct vm_config *cfg, const struct layout *l, void *buf, size_t bufsize)
+size_t fdt__build(const struct vm_config *cfg, const struct layout *l, fdt_devices_fn devices_fdt,
+		  const void *ctx, void *buf, size_t bufsize)
 {
 	struct numa numa;
 	char why[128];
 
 	/* The distance map is indexed by guest_numa_id: numa__build refuses anything but 0..N-1. */
 	if (bufsize > INT32_MAX || numa__build(&numa, cfg, l, why, sizeof(why)) ||
-	    build(&numa, l, buf, (int)bufsize) < 0)
+	    build(&numa, l, devices_fdt, ctx, buf, (int)bufsize) < 0)
 		return 0;
 	return fdt_totalsize(buf);
 }

@@ -203,7 +203,7 @@ static int pvh__setup(struct vm *vm, const struct boot_image *img, char *err, si
 			.paddr = img->initramfs_addr, .size = img->initramfs_size,
 		};
 	}
-	len = fdt__build(&vm->cfg, &vm->layout, fdt, FDT_MAX);
+	len = fdt__build(&vm->cfg, &vm->layout, devices__fdt, vm, fdt, FDT_MAX);
 	if (!len)
 		return error(err, errlen, "the device tree could not be built (more than %llu "
 			     "bytes, or guest_numa_ids not 0..N-1)", FDT_MAX);
