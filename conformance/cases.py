@@ -54,7 +54,7 @@ class Case:
     guest: str = "probe"              # "probe", "linux" (conformance/linux.py) or "resize"
                                       # (conformance/resize.py)
     end: str = "hold"                 # how the guest ends: hold (SIGTERM after the report) or,
-                                      # for Linux, poweroff, reboot or panic
+                                      # for Linux, poweroff, reboot, panic or watch (resizes)
     steps: tuple[dict, ...] = ()      # resize sequences: the API calls (conformance/resize.py)
 
     @property
@@ -525,7 +525,9 @@ def _full() -> tuple[Case, ...]:
         c = make_case(seq.name, resize.config(seq), "resize")
         if c.name in names or not isinstance(c.expect, Expectation):
             raise ValueError(f"resize case {c.name}: duplicate name or not a valid configuration")
-        c.guest, c.steps = "resize", tuple(resize.plan_steps(seq, c.expect))
+        c.guest, c.steps = ("linux" if seq.linux else "resize"), tuple(resize.plan_steps(seq, c.expect))
+        if seq.linux:
+            c.end = "watch"      # a new report after each change (guests/linux/init)
         names.add(c.name)
         out.append(c)
     quick = set(QUICK) | set(linux.QUICK) | set(resize.QUICK)

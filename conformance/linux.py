@@ -115,6 +115,9 @@ def config(c: LinuxCase) -> VmConfig:
                     cmdline=" ".join(w for w in words if w))
 
 
+BANNER = "memvisor-linux 1"
+
+
 def parse_linux(stdout: str) -> Report:
     return parse_report(stdout, "memvisor-linux")
 

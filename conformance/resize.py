@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from memvisor.driver import BUILD, VmConfig
 from memvisor.hoststate import find_mapping, parse_smaps
 from memvisor.oracle import Expectation
+from memvisor.report import ReportError
 from memvisor.resizemodel import OK, ResizeModel
 
+from . import linux
 from .checks import zone_lines
 
 GUEST = BUILD / "guests" / "resize.elf"
@@ -46,6 +48,7 @@ class Sequence:
     steps: tuple[Step, ...] = ()
     cmdline: str = ""
     balloon: str | None = None
+    linux: bool = False      # Debian's Linux (guests/linux, end=watch) instead of the resize guest
 
 
 def grow(n: int) -> Step:
@@ -93,6 +96,15 @@ SEQUENCES = (
     Sequence("resize-balloon-options", "size=256M,hotplug_method=virtio-mem,hotplug_size=256M",
              balloon="size=0,deflate_on_oom=on,free_page_reporting=on", cmdline="fill=1",
              steps=(grow(512 * MiB), balloon(384 * MiB), balloon(0))),
+    # Debian's Linux: what users run. CH's test_virtio_mem, test_memory_hotplug and the balloon
+    # test in small: MemTotal follows each step (conformance/linux.py runs Linux cases only
+    # where Linux runs: the test host with LINUX_IN_TESTHOST=1).
+    Sequence("linux-resize-vmem", "size=512M,hotplug_method=virtio-mem,hotplug_size=1G",
+             linux=True, steps=(grow(1536 * MiB), grow(1024 * MiB), grow(512 * MiB))),
+    Sequence("linux-resize-acpi", "size=512M,hotplug_size=1G", linux=True,
+             steps=(grow(1024 * MiB), grow(1536 * MiB), grow(1024 * MiB))),
+    Sequence("linux-resize-balloon", "size=1G", balloon="size=0", linux=True,
+             steps=(balloon(256 * MiB), balloon(0))),
     Sequence("resize-acpi-grow", "size=256M,hotplug_size=1G",
              steps=(grow(384 * MiB), grow(640 * MiB), grow(600 * MiB), grow(512 * MiB),
                     grow(1280 * MiB), grow(1408 * MiB), grow(1280 * MiB))),
@@ -103,7 +115,19 @@ def socket_path(name: str) -> str:
     return f"/tmp/memvisor-api-{name}.sock"
 
 
+# Hot-added memory onlined as movable, so that it can be unplugged again (virtio-mem, as CH's
+# guests do with auto_online_blocks).
+LINUX_CMDLINE = "memtest=off memhp_default_state=online_movable end=watch"
+LINUX_QUIET_S = 3        # Linux reports again as each block comes online: read it when quiet
+LINUX_SLACK = 8 * MiB    # MemTotal beside the model's RAM: pages Linux takes for itself
+
+
 def config(s: Sequence) -> VmConfig:
+    if s.linux:
+        return VmConfig(memory=s.memory, zones=list(s.zones), numa=list(s.numa),
+                        kernel=linux.KERNELS["bzimage"], initramfs=linux.INITRAMFS,
+                        cmdline=f"{linux.CMDLINE} {LINUX_CMDLINE}", balloon=s.balloon,
+                        api_socket=socket_path(s.name))
     return VmConfig(memory=s.memory, zones=list(s.zones), numa=list(s.numa), kernel=GUEST,
                     cmdline=s.cmdline, balloon=s.balloon, api_socket=socket_path(s.name))
 
@@ -128,9 +152,12 @@ def plan_steps(s: Sequence, exp: Expectation) -> list[dict]:
         else:
             status = model.resize_zone(st.body["id"], st.body["desired_ram"])
         after = model.snapshot()
-        out.append({"name": st.name, "call": ["PUT", st.endpoint, st.body],
-                    "wait": SUMMARY if after != before else None,
-                    "timeout": STEP_TIMEOUT_S, "expect_status": status, "expect": after})
+        step = {"name": st.name, "call": ["PUT", st.endpoint, st.body],
+                "wait": SUMMARY if after != before else None,
+                "timeout": STEP_TIMEOUT_S, "expect_status": status, "expect": after}
+        if s.linux:
+            step["quiet"] = LINUX_QUIET_S
+        out.append(step)
     return out
 
 
@@ -156,6 +183,91 @@ def _total_resident(smaps: str) -> int:
                for m in parse_smaps(smaps))
 
 
+def _first_checks(result: dict) -> list[str]:
+    """Why no step can be judged, or []."""
+    if result.get("timed_out"):
+        return ["the sequence did not finish in time: " + (result.get("stuck") or "")]
+    steps = result.get("steps")
+    if not steps:
+        return [f"no step ran (status {result.get('rc')}): the guest never reported"]
+    if steps[0].get("error"):
+        return [steps[0]["error"]]
+    return []
+
+
+def _check_answer(p: dict, r: dict, where: str) -> list[str]:
+    """What every step must show whatever the guest: the API's answer, the guest's report of
+    the change (when there is one), and memory_actual_size in vm.info."""
+    if r.get("error"):
+        return [f"{where}: {r['error']}"]
+    bad = []
+    if r.get("status") != p["expect_status"]:
+        bad.append(f"{where}: HTTP {r.get('status')} ({(r.get('body') or '').strip()!r}), "
+                   f"expected {p['expect_status']}")
+    if r.get("status", 0) >= 400 and ("\n" in (r.get("body") or "").strip()
+                                      or not (r.get("body") or "").strip()):
+        bad.append(f"{where}: a refusal must give a one-line reason, got {r.get('body')!r}")
+    if p["wait"] and not r.get("matched"):
+        return bad + [f"{where}: the guest did not report the change within {p['timeout']} s"]
+    if r.get("info_status") != 200:
+        bad.append(f"{where}: vm.info: HTTP {r.get('info_status')} {r.get('info')!r}")
+    elif json.loads(r["info"]).get("memory_actual_size") != p["expect"]["actual"]:
+        bad.append(f"{where}: vm.info memory_actual_size "
+                   f"{json.loads(r['info']).get('memory_actual_size')}, expected "
+                   f"{p['expect']['actual']}")
+    return bad
+
+
+def _linux_totals(text: str) -> list[tuple[int, bool, str]]:
+    """(MemTotal, the report's own checks passed, summary) of each Linux report in text."""
+    out = []
+    for part in text.split(linux.BANNER)[1:]:
+        try:
+            r = linux.parse_linux(linux.BANNER + part)
+        except ReportError as e:
+            out.append((-1, False, str(e)))
+            continue
+        mem = r.one("meminfo")
+        out.append((mem.num("total") if mem else -1, r.ok, r.summary))
+    return out
+
+
+def check_linux(exp: Expectation, planned: list[dict], result: dict) -> list[str]:
+    """A Linux resize case: after each change, MemTotal moved by what the model's RAM less
+    balloon moved, to within what Linux keeps for the new memory's struct pages."""
+    first = _first_checks(result)
+    if first:
+        return first
+    steps = result["steps"]
+    reports = _linux_totals(result["stdout"])
+    if not reports or reports[0][0] < 0:
+        return [f"no readable first Linux report: {reports[:1]}"]
+    bad = [f"Linux report: {summary}" for _, ok, summary in reports if not ok]
+    total0 = reports[0][0]
+    actual0 = exp.boot_ram + sum(h.plugged for h in exp.hotplug) - (exp.balloon_size or 0)
+    for p, r in zip(planned, steps):
+        where = f"step {p['name']}"
+        bad += _check_answer(p, r, where)
+        if r.get("error") or (p["wait"] and not r.get("matched")):
+            break
+        seen = _linux_totals("".join(r["lines"]))
+        if not p["wait"]:
+            if seen:
+                bad.append(f"{where}: Linux's memory changed on a request that must change nothing")
+            continue
+        if not seen:
+            bad.append(f"{where}: no Linux report after the change")
+            continue
+        want = p["expect"]["actual"] - actual0
+        got = seen[-1][0] - total0
+        if abs(got - want) > abs(want) // 32 + LINUX_SLACK:
+            bad.append(f"{where}: Linux's MemTotal moved by {got // MiB:+d} MiB, expected "
+                       f"{want // MiB:+d} MiB")
+    if len(steps) < len(planned) and not bad:
+        bad.append(f"only {len(steps)} of {len(planned)} steps ran")
+    return bad
+
+
 def _balloon_features(opts: str | None) -> int:
     """The feature bits the balloon must offer: VERSION_1, and each option's (CH's balloon.rs)."""
     kv = dict(o.partition("=")[::2] for o in (opts or "").split(",") if o)
@@ -169,14 +281,11 @@ def _balloon_features(opts: str | None) -> int:
 
 def check(exp: Expectation, planned: list[dict], result: dict,
           balloon_opts: str | None = None) -> list[str]:
-    """The failures of a resize case, from its raw result."""
-    if result.get("timed_out"):
-        return ["the sequence did not finish in time: " + (result.get("stuck") or "")]
-    steps = result.get("steps")
-    if not steps:
-        return [f"no step ran (status {result.get('rc')}): the guest never reported"]
-    if steps[0].get("error"):
-        return [steps[0]["error"]]
+    """The failures of a resize case of the resize guest, from its raw result."""
+    first = _first_checks(result)
+    if first:
+        return first
+    steps = result["steps"]
     bad: list[str] = []
     out = result["stdout"].splitlines()
     bad += [f"guest: {ln}" for ln in out if ln.startswith(("FAIL:", "error check="))]
@@ -211,17 +320,9 @@ def check(exp: Expectation, planned: list[dict], result: dict,
     total0 = _total_resident(steps[0].get("smaps_before", ""))
     for p, r in zip(planned, steps):
         where = f"step {p['name']}"
-        if r.get("error"):
-            bad.append(f"{where}: {r['error']}")
-            break
-        if r.get("status") != p["expect_status"]:
-            bad.append(f"{where}: HTTP {r.get('status')} ({(r.get('body') or '').strip()!r}), "
-                       f"expected {p['expect_status']}")
-        if r.get("status", 0) >= 400 and ("\n" in (r.get("body") or "").strip()
-                                          or not (r.get("body") or "").strip()):
-            bad.append(f"{where}: a refusal must give a one-line reason, got {r.get('body')!r}")
-        if p["wait"] and not r.get("matched"):
-            bad.append(f"{where}: the guest did not report the change within {p['timeout']} s")
+        answer = _check_answer(p, r, where)
+        bad += answer
+        if r.get("error") or (p["wait"] and not r.get("matched")):
             break
         if not p["wait"] and any(ln.startswith(("resize ", "dimm ")) for ln in r["lines"]):
             bad.append(f"{where}: the guest's memory changed on a request that must change "
@@ -239,11 +340,6 @@ def check(exp: Expectation, planned: list[dict], result: dict,
             bad.append(f"{where}: the balloon holds {held:#x} in the guest, expected "
                        f"{want['balloon']:#x}")
         balloon_max = max(balloon_max, want["balloon"])
-        if r.get("info_status") != 200:
-            bad.append(f"{where}: vm.info: HTTP {r.get('info_status')} {r.get('info')!r}")
-        elif json.loads(r["info"]).get("memory_actual_size") != want["actual"]:
-            bad.append(f"{where}: vm.info memory_actual_size "
-                       f"{json.loads(r['info']).get('memory_actual_size')}, expected {want['actual']}")
         for zid, n in want["plugged"].items():
             if plugged.get(zid) != n:
                 bad.append(f"{where}: zone {zid} has {plugged.get(zid, 0):#x} plugged in the "

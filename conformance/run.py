@@ -37,7 +37,7 @@ def inhost_case(case: matrix.Case, driver: MemvisorDriver) -> dict:
     return {
         "name": case.name,
         "argv": driver.command(case.config),
-        "hold_marker": "SUMMARY:" if case.valid and case.end == "hold" else None,
+        "hold_marker": "SUMMARY:" if case.valid and case.end in ("hold", "watch") else None,
         # A socket left by a killed run would make memvisor refuse --api-socket.
         "setup": list(case.setup) + ([f"rm -f {case.config.api_socket}"]
                                      if case.config.api_socket else []),
@@ -62,11 +62,13 @@ def check(case: matrix.Case, result: dict) -> list[str]:
         return [f"lost: {result['lost']}"]
     if not case.valid:
         return check_rejection(case.expect, result)
-    if case.guest == "linux":
-        return check_linux(case, result)
-    if case.guest == "resize":
+    if case.steps and case.guest == "linux":
+        return resize.check_linux(case.expect, list(case.steps), result) + setup_failures(result)
+    if case.steps:
         return resize.check(case.expect, list(case.steps), result, case.config.balloon) + \
             setup_failures(result)
+    if case.guest == "linux":
+        return check_linux(case, result)
     lay = result.get("layout") or {}
     if lay.get("rc") != 0:
         failures = [f"--print-layout refused a valid configuration: {lay.get('stderr', '').strip()}"]

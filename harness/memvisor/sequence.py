@@ -7,7 +7,7 @@ inhost.run_case calls run_steps once the guest's first report is out (its hold m
 
 `call` goes to the case's `api_socket`; `wait` is a regex the guest must print after the call
 (None: the request is meant to change nothing, and `settle` seconds are given to any change to
-show anyway). Then vm.info is asked and the host sampled: smaps of the VMM, the huge page
+show anyway); with `quiet`, the console must then stay silent that many seconds. Then vm.info is asked and the host sampled: smaps of the VMM, the huge page
 counters, and the size and allocated bytes of each of the case's `files`. Judging is left to the caller (conformance/).
 """
 from __future__ import annotations
@@ -55,6 +55,15 @@ def run_steps(case: dict, pid: int, out: list[str], alive) -> list[dict]:
                 r["matched"] = True
                 break
             time.sleep(0.02)
+        # `quiet`: a guest that may report in several rounds (Linux onlines memory block by
+        # block) is read once its console stayed silent that long.
+        last, last_t = len(out), time.monotonic()
+        while r["matched"] and step.get("quiet") and time.monotonic() < deadline and alive():
+            if len(out) != last:
+                last, last_t = len(out), time.monotonic()
+            elif time.monotonic() - last_t >= float(step["quiet"]):
+                break
+            time.sleep(0.05)
         if not wait:
             time.sleep(float(step.get("settle", 0.5)))
         r["seconds"] = round(time.monotonic() - start, 3)

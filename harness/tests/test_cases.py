@@ -108,7 +108,7 @@ def test_every_case_boots_its_guest(full) -> None:
             assert c.config.initramfs == linux.INITRAMFS and f"end={c.end}" in words, c.name
             ends.add((c.end, c.config.kernel.name))
     assert cases.CMDLINE.split().count("hold=1") == 1
-    assert {e for e, _ in ends} == {"hold", "poweroff", "reboot", "panic"}
+    assert {e for e, _ in ends} == {"hold", "poweroff", "reboot", "panic", "watch"}
     assert ("poweroff", "vmlinux") in ends and ("poweroff", "vmlinuz") in ends
 
 

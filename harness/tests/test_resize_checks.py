@@ -139,3 +139,28 @@ def test_model_follows_cloud_hypervisor_rules() -> None:
     assert v.resize(128 * MiB) == REFUSED and v.resize(2 << 30) == REFUSED
     assert v.resize(512 * MiB) == OK and v.plugged == {"mem0": 256 * MiB}
     assert v.resize_zone("nosuch", 512 * MiB) == REFUSED
+
+
+def linux_report(total: int) -> str:
+    return (f"memvisor-linux 1\nmeminfo total=0x{total:x} free=0x1000\nPASS: modules\n"
+            f"SUMMARY: ok pass=1 skip=0\n")
+
+
+def test_linux_memtotal_must_follow_each_step() -> None:
+    c = case("linux-resize-vmem")
+    base = 480 * MiB
+    steps = []
+    for p in c.steps:
+        grown = p["expect"]["actual"] - 512 * MiB
+        steps.append({"name": p["name"], "status": p["expect_status"], "body": "", "matched": True,
+                      "lines": linux_report(base + grown).splitlines(keepends=True),
+                      "info_status": 200, "info": json.dumps({"memory_actual_size": p["expect"]["actual"]})})
+    good = {"timed_out": False, "rc": 143, "stdout": linux_report(base), "stderr": "", "steps": steps}
+    assert resize.check_linux(c.expect, list(c.steps), good) == []
+    short = copy.deepcopy(good)
+    short["steps"][0]["lines"] = linux_report(base + 512 * MiB).splitlines(keepends=True)
+    assert any("MemTotal moved by +512 MiB, expected +1024 MiB" in f
+               for f in resize.check_linux(c.expect, list(c.steps), short))
+    silent = copy.deepcopy(good)
+    silent["steps"][1]["lines"] = []
+    assert any("no Linux report" in f for f in resize.check_linux(c.expect, list(c.steps), silent))
