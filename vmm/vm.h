@@ -30,6 +30,7 @@ struct vcpu {
 struct serial;		/* devices/serial.c's own */
 struct acpi_power;	/* devices/acpi_power.c's */
 struct virtio_mem;	/* devices/virtio_mem.c's */
+struct virtio_balloon;	/* devices/virtio_balloon.c's */
 
 /*
  * Exit statuses of memvisor beside the guest's own (exit port) codes and 128 + a stop signal
@@ -70,6 +71,7 @@ struct vm {
 	struct serial *serial;
 	struct acpi_power *acpi_power;
 	struct virtio_mem *virtio_mem[MAX_ZONES];	/* per zone; NULL: no virtio-mem region */
+	struct virtio_balloon *balloon;	/* NULL: no --balloon */
 	unsigned nvirtio_mmio;		/* virtio-mmio transports so far: the next one's _UID */
 
 	struct loop loop;		/* main waits here; vm__stop wakes it */

@@ -138,12 +138,6 @@ int mem_hotplug__resize(struct vm *vm, uint64_t desired_ram, char *err, size_t e
 	return HOTPLUG_FAILED;
 }
 uint64_t mem_hotplug__plugged(const struct vm *vm) { (void)vm; return 0; }
-int balloon__resize(struct vm *vm, uint64_t size, char *err, size_t errlen)
-{
-	(void)vm; (void)size;
-	return error(err, errlen, "vm.resize: virtio-balloon is not available in this build");
-}
-uint64_t balloon__actual(const struct vm *vm) { (void)vm; return 0; }
 int ged__power_button(struct vm *vm, char *err, size_t errlen)
 {
 	(void)vm;
