@@ -35,6 +35,7 @@ struct acpi_power;	/* devices/acpi_power.c's */
 struct ged;		/* devices/ged.c's */
 struct mem_hotplug;	/* devices/mem_hotplug.c's; NULL without an ACPI hotplug area */
 struct virtio_mem;	/* devices/virtio_mem.c's */
+struct virtio_balloon;	/* devices/virtio_balloon.c's */
 
 /*
  * Exit statuses of memvisor beside the guest's own (exit port) codes and 128 + a stop signal
@@ -77,6 +78,7 @@ struct vm {
 	struct ged *ged;
 	struct mem_hotplug *mem_hotplug;
 	struct virtio_mem *virtio_mem[MAX_ZONES];	/* per zone; NULL: no virtio-mem region */
+	struct virtio_balloon *balloon;	/* NULL: no --balloon */
 	unsigned nvirtio_mmio;		/* virtio-mmio transports so far: the next one's _UID */
 
 	struct loop loop;		/* main waits here; vm__stop wakes it */

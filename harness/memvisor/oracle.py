@@ -21,9 +21,9 @@ from typing import Sequence
 
 from . import optionspec
 from .driver import VmConfig
-from .oraclemodel import (HOTPLUG_ALIGN, KINDS, MAX_GPA, MMIO_HOLE, RANGE_ALIGN, VIRTIO_ID_MEM,
-                          Config, Expectation, HostFacts, HotplugRange, NodeExpect, Rejection,
-                          Zone, ZoneMapping, parse)
+from .oraclemodel import (HOTPLUG_ALIGN, KINDS, MAX_GPA, MMIO_HOLE, RANGE_ALIGN,
+                          VIRTIO_ID_BALLOON, VIRTIO_ID_MEM, Config, Expectation, HostFacts,
+                          HotplugRange, NodeExpect, Rejection, Zone, ZoneMapping, parse)
 from .optionspec import ParseError
 from .rules import RULES, Rule, Violation, _hugetlb_pages
 from .sizes import format_size
@@ -170,7 +170,8 @@ def _expect(c: Config) -> Expectation:
         boot_cpus=c.boot_cpus, max_cpus=c.max_cpus, zones=tuple(mappings),
         hotplug=tuple(hotplug), numa=numa, slit=slit, balloon_size=c.balloon_size,
         assumptions=tuple(dict.fromkeys(assumptions)),
-        virtio_devices=tuple(VIRTIO_ID_MEM for h in hotplug if h.kind == "virtio-mem"))
+        virtio_devices=tuple(VIRTIO_ID_MEM for h in hotplug if h.kind == "virtio-mem")
+        + ((VIRTIO_ID_BALLOON,) if c.balloon_size is not None else ()))
 
 
 def _slit(c: Config, ids: list[int]) -> tuple[tuple[tuple[int, ...], ...], bool]:

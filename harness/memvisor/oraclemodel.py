@@ -24,6 +24,7 @@ VIRTIO_MEM_ALIGN = 128 * MiB
 VIRTIO_MEM_BLOCK = 2 * MiB
 # virtio 1.2 section 5 (device ids) and the virtio-mmio register file (spec section 4.1).
 VIRTIO_ID_MEM = 24
+VIRTIO_ID_BALLOON = 5
 VIRTIO_MMIO_MAGIC = 0x74726976       # "virt"
 VIRTIO_MMIO_VERSION = 2
 DEFAULT_ZONE = "mem0"              # the zone --memory size=N describes, as in Cloud Hypervisor
@@ -152,7 +153,8 @@ class Expectation:
     balloon_size: int | None = None
     assumptions: tuple[str, ...] = ()
     # virtio-mmio devices the guest finds (DSDT LNRO0005 and FDT "virtio,mmio"), by device id:
-    # one virtio-mem (24) per virtio-mem region (issue 11; spec section 4.2), in layout order.
+    # one virtio-mem (24) per virtio-mem region (issue 11; spec section 4.2), in layout order,
+    # and one virtio-balloon (5) with --balloon, whatever its size (spec section 4.3).
     virtio_devices: tuple[int, ...] = ()
 
     def zone(self, zone_id: str) -> ZoneMapping:

@@ -303,6 +303,13 @@ def test_balloon_accepted_below_ram() -> None:
     assert ok("size=256M", balloon="size=64M").balloon_size == 64 * MiB
 
 
+def test_balloon_device() -> None:
+    assert ok("size=256M", balloon="size=0").virtio_devices == (5,)
+    assert ok("size=256M").virtio_devices == ()
+    e = ok("size=256M,hotplug_method=virtio-mem,hotplug_size=1G", balloon="size=64M")
+    assert e.virtio_devices == (24, 5)
+
+
 # ---- every rule, once ----------------------------------------------------------------------
 
 VM = "size=0,hotplug_method=virtio-mem"

@@ -120,10 +120,7 @@ static int host_range(struct virtio_mem *m, uint64_t off, uint64_t len, bool dis
 			return 0;
 		return fallocate(b->fd, FALLOC_FL_KEEP_SIZE, (off_t)at, (off_t)len);
 	}
-	if (b->fd >= 0 && b->shared)
-		return fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)at,
-				 (off_t)len);
-	return madvise((uint8_t *)b->host + at, len, MADV_DONTNEED);
+	return backing__discard(b, at, len);
 }
 
 static bool host_ok(struct virtio_mem *m, int r, const char *what, uint64_t off, uint64_t len)
@@ -207,50 +204,31 @@ static struct virtio_mem_resp handle(struct virtio_mem *m, const struct virtio_m
 	return resp;
 }
 
+/* One request of the guest-request queue; a short one is answered with nothing (0 bytes). */
+static void virtio_mem__request(void *dev, unsigned queue, struct virtq_req *req)
+{
+	struct virtio_mem *m = dev;
+	struct virtio_mem_req r;
+	struct virtio_mem_resp resp;
+
+	(void)queue;
+	if (!virtq__read(req, 0, &r, sizeof(r)) || req->in_len < VIRTIO_MEM_RESP_SIZE) {
+		if (!m->warned) {
+			m->warned = true;
+			report("%s: request of %llu bytes with room for %llu in reply (needs %zu and "
+			       "%d); failed", m->name, (unsigned long long)req->out_len,
+			       (unsigned long long)req->in_len, sizeof(r), VIRTIO_MEM_RESP_SIZE);
+		}
+		return;
+	}
+	resp = handle(m, &r);
+	virtq__write(req, &resp, VIRTIO_MEM_RESP_SIZE);
+}
+
 static void virtio_mem__notify(void *dev, struct virtio_mmio *t, unsigned queue)
 {
-	struct virtq *q = virtio_mmio__queue(t, queue);
-	struct virtio_mem *m = dev;
-	struct virtq_req req;
-	bool used = false;
-	char err[256];
-
-	for (;;) {
-		struct virtio_mem_req r;
-		struct virtio_mem_resp resp;
-
-		switch (virtq__pop(q, &req, err, sizeof(err))) {
-		case VIRTQ_EMPTY:
-			goto out;
-		case VIRTQ_BROKEN:
-			virtio_mmio__needs_reset(t);
-			goto out;
-		case VIRTQ_FAILED:
-			used = true;
-			continue;
-		case VIRTQ_OK:
-			break;
-		}
-		used = true;
-		/* Too short either way: answered with nothing, the driver sees 0 bytes used. */
-		if (!virtq__read(&req, 0, &r, sizeof(r)) || req.in_len < VIRTIO_MEM_RESP_SIZE) {
-			if (!m->warned) {
-				m->warned = true;
-				report("%s: request of %llu bytes with room for %llu in reply (needs "
-				       "%zu and %d); failed", m->name,
-				       (unsigned long long)req.out_len,
-				       (unsigned long long)req.in_len, sizeof(r),
-				       VIRTIO_MEM_RESP_SIZE);
-			}
-		} else {
-			resp = handle(m, &r);
-			virtq__write(&req, &resp, VIRTIO_MEM_RESP_SIZE);
-		}
-		virtq__push(q, &req);
-	}
-out:
-	if (used)
-		virtio_mmio__signal_used(t);
+	(void)dev;
+	virtio_mmio__serve(t, queue, virtio_mem__request);
 }
 
 static void virtio_mem__config_read(void *dev, uint32_t offset, uint8_t *data, unsigned size)

@@ -599,6 +599,29 @@ int backing__prefault(void *host, uint64_t size, uint64_t page_size, bool shared
 	return ret;
 }
 
+int backing__discard(const struct backing *b, uint64_t offset, uint64_t len)
+{
+	uint64_t page = b->page_size, start, end;
+
+	if (!b->host || !page || offset > b->size || len > b->size - offset) {
+		errno = EINVAL;
+		return -1;
+	}
+	/* madvise wants page-aligned ranges; hugetlbfs would round a hole the same way. */
+	start = ALIGN_UP(offset, page);
+	end = (offset + len) & ~(page - 1);
+	if (end <= start)
+		return 0;
+	/*
+	 * MADV_DONTNEED on a shared mapping would only drop this process's page table entries:
+	 * the pages stay in the memfd or the file, so the host gets nothing back.
+	 */
+	if (b->fd >= 0 && b->shared)
+		return fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)start,
+				 (off_t)(end - start));
+	return madvise((uint8_t *)b->host + start, end - start, MADV_DONTNEED);
+}
+
 void backing__destroy(struct backing *b)
 {
 	if (!b->host)		/* never made, or destroyed already */

@@ -39,6 +39,17 @@ int backing__create(struct backing *b, const struct vm_config *cfg, const struct
 int backing__prefault(void *host, uint64_t size, uint64_t page_size, bool shared, int threads,
 		      char *err, size_t errlen);
 /*
+ * Give [offset, offset + len) of the mapping back to the host while the guest runs (virtio-mem
+ * unplug, balloon inflate, free page reporting): MADV_DONTNEED for a private mapping (anonymous
+ * memory goes, a private file mapping drops its copies and reads the file again), punching a
+ * hole for a shared one (memfd, file, hugetlb: the pages leave the file and its mappings, huge
+ * pages go back to the pool). The guest reads zeros (or the private file's data) afterwards.
+ * Only the whole pages of the backing's page size inside the range are released: a range that
+ * holds none (4 KiB inside a huge page) is a successful no-op. 0, or -1 with errno (EINVAL: the
+ * range is not inside the mapping).
+ */
+int backing__discard(const struct backing *b, uint64_t offset, uint64_t len);
+/*
  * End of a VM: sync a shared file, unmap, close. A file keeps the guest's data (and the size
  * it was grown to); a created file stays.
  */

@@ -127,13 +127,3 @@ uint64_t hotplug__actual_size(const struct vm *vm)
 	return held < ram ? ram - held : 0;
 }
 
-/*
- * PLACEHOLDERS until each device lands (this session): every resize is answered as a VMM
- * failure naming what is missing. Each device's author deletes its block.
- */
-int balloon__resize(struct vm *vm, uint64_t size, char *err, size_t errlen)
-{
-	(void)vm; (void)size;
-	return error(err, errlen, "vm.resize: virtio-balloon is not available in this build");
-}
-uint64_t balloon__actual(const struct vm *vm) { (void)vm; return 0; }

@@ -19,11 +19,9 @@
 
 #include "memory/backing.h"
 #include "util.h"
-
-#define HUGE_2M_SYSFS "/sys/kernel/mm/hugepages/hugepages-2048kB/"
+#include "tests/hugetlb.h"
 
 static char tmpdir[64];		/* this run's scratch directory, removed by the group teardown */
-static long long saved_nr_2m = -1;	/* hugetlb pool size to restore after a test that grew it */
 
 /* What smaps says about the VMA that contains an address. */
 struct vma {
@@ -132,30 +130,6 @@ static int count_dir(const char *path)
 			n++;
 	closedir(d);
 	return n;
-}
-
-static long long read_ll(const char *path)
-{
-	FILE *f = fopen(path, "re");
-	long long v = -1;
-
-	if (!f)
-		return -1;
-	if (fscanf(f, "%lld", &v) != 1)
-		v = -1;
-	fclose(f);
-	return v;
-}
-
-static bool write_ll(const char *path, long long v)
-{
-	FILE *f = fopen(path, "we");
-	bool ok;
-
-	if (!f)
-		return false;
-	ok = fprintf(f, "%lld\n", v) > 0;
-	return fclose(f) == 0 && ok;
 }
 
 /* What host__probe would report; filled here so that these tests do not depend on host.c. */
@@ -640,36 +614,6 @@ static void test_abort_and_destroy_files(void **state)
 	assert_int_equal(unlink(path), 0);
 }
 
-/* Make `want` 2 MiB pages free in the pool (as root), remembering its size for the teardown. */
-static void need_2m_pages(long long want)
-{
-	long long nr = read_ll(HUGE_2M_SYSFS "nr_hugepages");
-	long long nfree = read_ll(HUGE_2M_SYSFS "free_hugepages");
-	long long resv = read_ll(HUGE_2M_SYSFS "resv_hugepages");
-
-	if (nr < 0 || nfree < 0) {
-		print_message("skipped: no 2 MiB hugetlb pool on this host\n");
-		skip();
-	}
-	saved_nr_2m = nr;
-	if (nfree - resv != want &&
-	    (geteuid() != 0 || !write_ll(HUGE_2M_SYSFS "nr_hugepages", nr + want - (nfree - resv)) ||
-	     read_ll(HUGE_2M_SYSFS "free_hugepages") - resv != want)) {
-		print_message("skipped: cannot set the 2 MiB pool to %lld free pages (root: %s)\n",
-			      want, geteuid() ? "no" : "yes");
-		skip();
-	}
-}
-
-static int restore_2m_pool(void **state)
-{
-	(void)state;
-	if (saved_nr_2m >= 0 && !write_ll(HUGE_2M_SYSFS "nr_hugepages", saved_nr_2m))
-		return -1;
-	saved_nr_2m = -1;
-	return 0;
-}
-
 static void test_hugetlb_2m(void **state)
 {
 	struct vm_config c = config(true);
@@ -774,6 +718,55 @@ static void test_hugetlb_pool_too_small(void **state)
 	assert_int_equal(read_ll(HUGE_2M_SYSFS "free_hugepages"), free0);
 }
 
+/* backing__discard: private pages leave the process, shared ones the memfd, huge pages whole. */
+static void test_discard(void **state)
+{
+	struct vm_config c = config(false);
+	struct zone_config z = zone("disc");
+	long long free0;
+	struct backing b;
+	struct stat st;
+
+	(void)state;
+	create_ok(&b, &c, &z, 4 * MiB);
+	memset(b.host, 0x5a, 4 * MiB);
+	assert_int_equal(vma_of(b.host).rss_kb, 4096);
+	assert_int_equal(backing__discard(&b, 8 * KiB, 4 * KiB + 1), 0);	/* one whole page */
+	assert_int_equal(backing__discard(&b, 1 * MiB + 1, 4 * KiB), 0);	/* none: a no-op */
+	assert_int_equal(vma_of(b.host).rss_kb, 4092);
+	assert_int_equal(((uint8_t *)b.host)[8 * KiB], 0);
+	assert_int_equal(((uint8_t *)b.host)[12 * KiB], 0x5a);
+	assert_int_equal(((uint8_t *)b.host)[1 * MiB], 0x5a);
+	errno = 0;
+	assert_int_equal(backing__discard(&b, 4 * MiB - 4 * KiB, 8 * KiB), -1);	/* past the end */
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(backing__discard(&b, UINT64_MAX - 4 * KiB, 8 * KiB), -1);
+	backing__destroy(&b);
+
+	z.shared = true;
+	create_ok(&b, &c, &z, 4 * MiB);
+	memset(b.host, 0xa5, 4 * MiB);
+	assert_int_equal(backing__discard(&b, 1 * MiB, 1 * MiB), 0);
+	assert_int_equal(fstat(b.fd, &st), 0);
+	assert_int_equal((uint64_t)st.st_blocks * 512, 3 * MiB);	/* a hole in the memfd */
+	assert_int_equal(((uint8_t *)b.host)[1 * MiB], 0);
+	assert_int_equal(((uint8_t *)b.host)[2 * MiB], 0xa5);
+	backing__destroy(&b);
+
+	need_2m_pages(2);
+	free0 = read_ll(HUGE_2M_SYSFS "free_hugepages");
+	z.hugepages = true;
+	z.hugepage_size = 2 * MiB;
+	create_ok(&b, &c, &z, 4 * MiB);
+	memset(b.host, 1, 4 * MiB);
+	assert_int_equal(read_ll(HUGE_2M_SYSFS "free_hugepages"), free0 - 2);
+	assert_int_equal(backing__discard(&b, 2 * MiB + 4 * KiB, 4 * KiB), 0);	/* inside one */
+	assert_int_equal(read_ll(HUGE_2M_SYSFS "free_hugepages"), free0 - 2);
+	assert_int_equal(backing__discard(&b, 2 * MiB, 2 * MiB), 0);
+	assert_int_equal(read_ll(HUGE_2M_SYSFS "free_hugepages"), free0 - 1);	/* back in the pool */
+	backing__destroy(&b);
+}
+
 static void test_describe(void **state)
 {
 	struct vm_config c = config(true);
@@ -832,6 +825,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_hugetlb_2m, restore_2m_pool),
 		cmocka_unit_test_teardown(test_hugetlb_plugged_only, restore_2m_pool),
 		cmocka_unit_test_teardown(test_hugetlb_pool_too_small, restore_2m_pool),
+		cmocka_unit_test_teardown(test_discard, restore_2m_pool),
 		cmocka_unit_test(test_describe),
 	};
 

@@ -100,6 +100,36 @@ struct virtq *virtio_mmio__queue(struct virtio_mmio *t, unsigned queue)
 	return queue < t->def.nqueues ? &t->queues[queue] : NULL;
 }
 
+void virtio_mmio__serve(struct virtio_mmio *t, unsigned queue,
+			void (*handle)(void *dev, unsigned queue, struct virtq_req *req))
+{
+	struct virtq *q = virtio_mmio__queue(t, queue);
+	struct virtq_req req;
+	bool used = false;
+	char err[256];
+
+	for (;;) {
+		switch (virtq__pop(q, &req, err, sizeof(err))) {
+		case VIRTQ_EMPTY:
+			goto out;
+		case VIRTQ_BROKEN:
+			virtio_mmio__needs_reset(t);
+			goto out;
+		case VIRTQ_FAILED:
+			used = true;
+			continue;
+		case VIRTQ_OK:
+			break;
+		}
+		handle(t->dev, queue, &req);
+		virtq__push(q, &req);
+		used = true;
+	}
+out:
+	if (used)
+		virtio_mmio__signal_used(t);
+}
+
 bool virtio_mmio__has_feature(const struct virtio_mmio *t, unsigned bit)
 {
 	return bit < 64 && (__atomic_load_n(&t->status, __ATOMIC_SEQ_CST) &

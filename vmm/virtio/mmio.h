@@ -139,6 +139,14 @@ int virtio_mmio__destroy(struct virtio_mmio *t, char *err, size_t errlen);
 
 /* Under the transport lock (in notify): the queue's state for virtq__pop and virtq__push. */
 struct virtq *virtio_mmio__queue(struct virtio_mmio *t, unsigned queue);
+/*
+ * Under the transport lock (in notify): every available request of `queue` handed to `handle`
+ * (with the device), which may write into its writable buffers (virtq__write), then returned
+ * as used; the used-buffer interrupt once if anything was returned. Failed chains are returned
+ * by the walker; a broken ring sets DEVICE_NEEDS_RESET. The loop every device's notify needs.
+ */
+void virtio_mmio__serve(struct virtio_mmio *t, unsigned queue,
+			void (*handle)(void *dev, unsigned queue, struct virtq_req *req));
 /* Whether the driver accepted feature bit `bit` (FEATURES_OK reached). Under the lock. */
 bool virtio_mmio__has_feature(const struct virtio_mmio *t, unsigned bit);
 
