@@ -95,7 +95,7 @@ SEQUENCES = (
                     balloon(4097), balloon(1 << 30), grow(768 * MiB), balloon(256 * MiB))),
     Sequence("resize-balloon-options", "size=256M,hotplug_method=virtio-mem,hotplug_size=256M",
              balloon="size=0,deflate_on_oom=on,free_page_reporting=on", cmdline="fill=1",
-             steps=(grow(512 * MiB), balloon(384 * MiB), balloon(0))),
+             steps=(grow(512 * MiB), balloon(192 * MiB), balloon(0))),
     # Debian's Linux: what users run. CH's test_virtio_mem, test_memory_hotplug and the balloon
     # test in small: MemTotal follows each step (conformance/linux.py runs Linux cases only
     # where Linux runs: the test host with LINUX_IN_TESTHOST=1).
