@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 
 from memvisor.driver import BUILD, VmConfig
-from memvisor.hoststate import find_mapping, parse_smaps
+from memvisor.hoststate import parse_smaps
 from memvisor.oracle import Expectation
 from memvisor.report import ReportError
 from memvisor.resizemodel import OK, ResizeModel
@@ -171,11 +171,14 @@ _BALLOON_DEV = re.compile(r"^balloon_dev .*features=0x([0-9a-f]+)")
 _INTEGRITY = re.compile(r"^integrity dev=\d+ cycles=(\d+) .* bad_pages=(\d+)")
 
 
-def _resident(smaps: str, host: int) -> int | None:
-    m = find_mapping(parse_smaps(smaps), host)
-    if m is None:
+def _resident(smaps: str, host: int, size: int) -> int | None:
+    """What the zone's mapping [host, host+size) holds, over every VMA the kernel split it in
+    (a hugetlb zone's virtio-mem region may become a VMA of its own); None when unmapped."""
+    maps = [m for m in parse_smaps(smaps) if m.start < host + size and host < m.end]
+    if not maps:
         return None
-    return (m.kb("Rss") + m.kb("Shared_Hugetlb") + m.kb("Private_Hugetlb")) * 1024
+    return sum((m.kb("Rss") + m.kb("Shared_Hugetlb") + m.kb("Private_Hugetlb")) * 1024
+               for m in maps)
 
 
 def _total_resident(smaps: str) -> int:
@@ -313,7 +316,7 @@ def check(exp: Expectation, planned: list[dict], result: dict,
     base_res: dict[str, tuple[int, int]] = {}
     for z in exp.zones:
         if z.zone in zones and steps:
-            r0 = _resident(steps[0].get("smaps_before", ""), zones[z.zone][1])
+            r0 = _resident(steps[0].get("smaps_before", ""), zones[z.zone][1], zones[z.zone][2])
             if r0 is not None:
                 base_res[z.zone] = (r0, plugged.get(z.zone, 0))
     dimms: list[int] = []
@@ -348,7 +351,7 @@ def check(exp: Expectation, planned: list[dict], result: dict,
             bad.append(f"{where}: DIMMs {[hex(d) for d in dimms]} in the guest, expected "
                        f"{[hex(d) for d in want['dimms']]}")
         for zid, (r0, p0) in base_res.items():
-            res = _resident(r["smaps"], zones[zid][1])
+            res = _resident(r["smaps"], zones[zid][1], zones[zid][2])
             grown = want["plugged"].get(zid, 0) - p0
             if zid == exp.zones[0].zone:
                 # Pages the balloon ever held stay given back: the guest only reads them after.
