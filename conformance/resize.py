@@ -94,7 +94,8 @@ SEQUENCES = (
              steps=(balloon(192 * MiB), balloon(320 * MiB), balloon(128 * MiB), balloon(0),
                     balloon(4097), balloon(1 << 30), grow(768 * MiB), balloon(256 * MiB))),
     Sequence("resize-balloon-options", "size=256M,hotplug_method=virtio-mem,hotplug_size=256M",
-             balloon="size=0,deflate_on_oom=on,free_page_reporting=on", cmdline="fill=1",
+             balloon="size=0,deflate_on_oom=on,free_page_reporting=on",
+             cmdline="fill=1 report_free=32M",
              steps=(grow(512 * MiB), balloon(192 * MiB), balloon(0))),
     # Debian's Linux: what users run. CH's test_virtio_mem, test_memory_hotplug and the balloon
     # test in small: MemTotal follows each step (conformance/linux.py runs Linux cases only
@@ -168,6 +169,10 @@ _DIMM = re.compile(r"^dimm seq=\d+ slot=(\d+) base=0x([0-9a-f]+) size=0x([0-9a-f
                    r"bad_pages=(\d+)")
 _BALLOON = re.compile(r"^balloon seq=\d+ target=0x([0-9a-f]+) actual=0x([0-9a-f]+) ")
 _BALLOON_DEV = re.compile(r"^balloon_dev .*features=0x([0-9a-f]+)")
+_FREE_REPORT = re.compile(r"^free_report bytes=0x([0-9a-f]+) ")
+_FILL = re.compile(r"^fill pages=(\d+)")
+# After fill=1, what the guest never wrote: below 1 MiB, its image, page tables, ACPI tables.
+FILL_GAP = 24 * MiB
 _INTEGRITY = re.compile(r"^integrity dev=\d+ cycles=(\d+) .* bad_pages=(\d+)")
 
 
@@ -184,6 +189,22 @@ def _resident(smaps: str, host: int, size: int) -> int | None:
 def _total_resident(smaps: str) -> int:
     return sum((m.kb("Rss") + m.kb("Shared_Hugetlb") + m.kb("Private_Hugetlb")) * 1024
                for m in parse_smaps(smaps))
+
+
+def _check_fill(exp: Expectation, out: list[str], zones: dict, smaps: str, b0: int) -> list[str]:
+    """fill=1 makes the first zone's boot RAM resident; what the balloon took at boot and what
+    free page reporting (report_free=) handed back must be missing from it on the host."""
+    if not any(_FILL.match(ln) for ln in out) or exp.zones[0].zone not in zones:
+        return []
+    z = exp.zones[0]
+    reported = sum(int(m[1], 16) for m in map(_FREE_REPORT.match, out) if m)
+    res = _resident(smaps, zones[z.zone][1], zones[z.zone][2])
+    want = z.boot_size + z.hotplugged_size - reported - b0
+    if res is None or not want - FILL_GAP <= res <= want + RESIDENT_SLACK:
+        return [f"zone {z.zone} holds {(res or 0) // MiB} MiB on the host after fill=1, expected "
+                f"about {want // MiB} MiB (boot RAM less {reported // MiB} MiB reported free and "
+                f"{b0 // MiB} MiB of balloon)"]
+    return []
 
 
 def _first_checks(result: dict) -> list[str]:
@@ -312,6 +333,7 @@ def check(exp: Expectation, planned: list[dict], result: dict,
     b0 = exp.balloon_size or 0
     held, balloon_max = b0, b0
     zones = zone_lines(result["stderr"])
+    bad += _check_fill(exp, out, zones, steps[0].get("smaps_before", ""), b0)
     plugged = {h.zone: h.plugged for h in vmem}
     base_res: dict[str, tuple[int, int]] = {}
     for z in exp.zones:

@@ -293,12 +293,14 @@ static bool dimm_poll(void)
 /* ---- virtio-balloon (virtio 1.2, 5.5): inflate to num_pages, deflate below it ---- */
 
 #define VIRTIO_ID_BALLOON 5
+#define BALLOON_F_REPORTING (1ULL << 5)
+#define BALLOON_REPORT_RUN (4 * MiB)	/* Linux reports free pages in runs of this order */
 #define BALLOON_BATCH 256		/* PFNs per request, as Linux's VIRTIO_BALLOON_ARRAY_PFNS_MAX */
 #define BALLOON_MAX (1u << 18)		/* pages the guest can give: 1 GiB */
 
 static struct virtio_dev bal;
 static bool bal_present;
-static u8 bal_rings[2][4096] __attribute__((aligned(4096)));
+static u8 bal_rings[3][4096] __attribute__((aligned(4096)));
 static u32 bal_pfns[BALLOON_MAX], bal_n;
 static u32 bal_batch[BALLOON_BATCH];
 static u32 e820_cursor;			/* E820 entry the next page comes from (from the top) */
@@ -389,9 +391,10 @@ static void bal_open(const struct acpi_dev *a)
 {
 	const char *why = "";
 
-	if (virtio_open(&bal, a->base, VIRTIO_ID_BALLOON, 0, &why) < 0 ||
+	if (virtio_open(&bal, a->base, VIRTIO_ID_BALLOON, BALLOON_F_REPORTING, &why) < 0 ||
 	    virtio_queue(&bal, 0, bal_rings[0], 8, &why) < 0 ||
-	    virtio_queue(&bal, 1, bal_rings[1], 8, &why) < 0) {
+	    virtio_queue(&bal, 1, bal_rings[1], 8, &why) < 0 ||
+	    ((bal.features & BALLOON_F_REPORTING) && virtio_queue(&bal, 2, bal_rings[2], 8, &why) < 0)) {
 		if (strcmp(why, "other device id"))
 			check_error(&checks[CHK_BALLOON], "base=0x%lx %s", a->base, why);
 		return;
@@ -400,6 +403,39 @@ static void bal_open(const struct acpi_dev *a)
 	bal_present = true;
 	printf("balloon_dev base=0x%lx irq=%u features=0x%lx num_pages=%u\n", a->base, a->irq,
 	       bal.offered, virtio_config32(&bal, 0));
+}
+
+/*
+ * report_free=SIZE (with VIRTIO_BALLOON_F_REPORTING): hand SIZE bytes of spare boot RAM to the
+ * host as free, in runs from the bottom of RAM up (the balloon takes from the top), as Linux's
+ * free page reporting does; the host must give them back.
+ */
+static void report_free(u64 want)
+{
+	u64 done = 0, ranges = 0;
+	u32 written;
+
+	if (!(bal.features & BALLOON_F_REPORTING)) {
+		check_error(&checks[CHK_BALLOON], "report_free: VIRTIO_BALLOON_F_REPORTING not offered");
+		return;
+	}
+	for (u32 i = 0; i < boot.e820_entries && done < want; i++) {
+		const struct hvm_memmap_entry *e = &boot.e820[i];
+		u64 a = ALIGN_UP(e->addr > 16 * MiB ? e->addr : 16 * MiB, BALLOON_REPORT_RUN);
+		for (; e->type == E820_RAM && done < want && a + BALLOON_REPORT_RUN <= e->addr + e->size;
+		     a += BALLOON_REPORT_RUN) {
+			if (protect_overlaps(a, BALLOON_REPORT_RUN))
+				continue;
+			if (virtio_request(&bal, 2, 0, 0, (void *)(uintptr_t)a, BALLOON_REPORT_RUN,
+					   &written) < 0) {
+				check_error(&checks[CHK_BALLOON], "report of 0x%lx: no answer", a);
+				return;
+			}
+			done += BALLOON_REPORT_RUN;
+			ranges++;
+		}
+	}
+	printf("free_report bytes=0x%lx ranges=%lu\n", done, ranges);
 }
 
 /* fill=1: write every spare page of boot RAM first, so the host holds it all (balloon cases). */
@@ -455,6 +491,14 @@ int main(void)
 	}
 	if (cmdline_flag(boot.cmdline, "fill"))
 		fill_ram();
+	if (cmdline_get(boot.cmdline, "report_free", arg, sizeof(arg))) {
+		u64 size;
+		if (!parse_size(arg, &size) || !bal_present) {
+			printf("FAIL: report_free=%s needs a size and a balloon\n", arg);
+			return EXIT_FATAL;
+		}
+		report_free(size);
+	}
 	printf("resize_guest devices=%d mhpc=0x%lx balloon=%d cycles=%lu\n", nmem, mhpc, bal_present,
 	       cycles);
 	for (int i = 0; i < nmem; i++)

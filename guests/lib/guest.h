@@ -230,8 +230,8 @@ int virtio_queue(struct virtio_dev *d, u32 index, void *mem, u16 num, const char
 void virtio_ready(struct virtio_dev *d);	/* DRIVER_OK */
 u32 virtio_status(const struct virtio_dev *d);
 /*
- * On queue index: out (device-readable) then in (device-writable; NULL: none); waits for the
- * answer. 0, or -1 on no answer.
+ * On queue index: out (device-readable; NULL: none) then in (device-writable; NULL: none);
+ * waits for the answer. 0, or -1 on no answer.
  */
 int virtio_request(struct virtio_dev *d, u32 index, const void *out, u32 out_len, void *in,
 		   u32 in_len, u32 *written);

@@ -124,9 +124,13 @@ int virtio_request(struct virtio_dev *d, u32 index, const void *out, u32 out_len
 	if (index >= VIRTIO_MAX_QUEUES || !q->num)
 		return -1;
 	/* Two descriptors per request, one request in flight: head and head+1 are always free. */
-	desc[head] = (struct vring_desc){ (u64)(uintptr_t)out, out_len, in ? DESC_F_NEXT : 0,
-					  (u16)(head + 1) };
-	desc[head + 1] = (struct vring_desc){ (u64)(uintptr_t)in, in_len, DESC_F_WRITE, 0 };
+	if (out) {
+		desc[head] = (struct vring_desc){ (u64)(uintptr_t)out, out_len, in ? DESC_F_NEXT : 0,
+						  (u16)(head + 1) };
+		desc[head + 1] = (struct vring_desc){ (u64)(uintptr_t)in, in_len, DESC_F_WRITE, 0 };
+	} else {
+		desc[head] = (struct vring_desc){ (u64)(uintptr_t)in, in_len, DESC_F_WRITE, 0 };
+	}
 	slot = q->avail_idx % q->num;
 	q->avail[2 + slot] = head;
 	barrier();
