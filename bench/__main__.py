@@ -26,6 +26,14 @@ def _size(text: str) -> int:
     return n
 
 
+def _resize_size(text: str) -> int:
+    n = parse_size(text)
+    if n <= 0 or n % (128 << 20):
+        raise argparse.ArgumentTypeError(f"{text}: not a positive multiple of 128M (virtio-mem "
+                                         "regions and ACPI DIMMs are 128 MiB aligned)")
+    return n
+
+
 def _only(text: str) -> list[str]:
     names = [n for n in text.split(",") if n]
     for n in names:
@@ -40,7 +48,7 @@ def run_args(ap: argparse.ArgumentParser) -> None:
                     help="each region of the fault guest [64M]")
     ap.add_argument("--boot-size", type=_size, default=_size("256M"),
                     help="guest RAM of the boot-time runs, rounded up to the page size [256M]")
-    ap.add_argument("--resize-size", type=_size, default=_size("256M"),
+    ap.add_argument("--resize-size", type=_resize_size, default=_resize_size("256M"),
                     help="each resize step and the balloon inflation (part 5) [256M]")
     ap.add_argument("--only", type=_only, help="backings to run (others are skipped): a,b,...")
     ap.add_argument("--guest-only", type=_only,
@@ -208,7 +216,7 @@ def cmd_check(a: argparse.Namespace) -> int:
             no_testhost=not bp["testhost"], no_qemu=not bp["qemu"],
             no_warmup=not bp.get("warmup", True), no_plots=False, out=a.out,
             no_native=not bp.get("native", True),
-            resize_size=bp.get("resize_size", _size("256M")))
+            resize_size=bp.get("resize_size", _resize_size("256M")))
         res, _ = run(ns)
     bad = results.problems(res)
     if bad:
@@ -216,6 +224,10 @@ def cmd_check(a: argparse.Namespace) -> int:
         return 1
     text, passed = check.report(check.compare(res, base, a.tolerance))
     print(text)
+    new = check.unbaselined(res, base)
+    if new:
+        print(f"bench-check: {len(new)} ratios of this run are not in the baseline, not compared "
+              f"(record one: python3 -m bench baseline): {', '.join(new)}")
     return 0 if passed else 1
 
 

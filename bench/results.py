@@ -142,7 +142,9 @@ def resize_rows(res: dict[str, Any]) -> list[str]:
                 rows.append(f"4. ({where}) VMM RSS with {what}, balloon and API socket in use: "
                             f"{_cell(res, f'{prefix}vmm.memvisor_{devices}.rss_kb')} kB, "
                             + ("under" if f["median"] < resize.VMM_GOAL_KB else "NOT under")
-                            + f" the goal of {resize.VMM_GOAL_KB} kB")
+                            + f" the goal of {resize.VMM_GOAL_KB} kB; without devices "
+                            f"{_med(res, f'{prefix}vmm.memvisor.rss_kb', 0)} kB, ratio "
+                            f"{_ratio(res, f'{prefix}vmm.memvisor_{devices}_over_plain.rss')}")
         rows += ["", f"5. resize ({where}): API call -> the resize guest's report, {size} MiB "
                      "(x1st, xmemset: rate / host first touch of the backing, / memset; same run)",
                  f"   {'kind':14}{'plug ms':>10}{'MiB/s':>9}{'x1st':>8}{'xmemset':>9}"
