@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -12,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import BUILD, OUT, backings, check, guest, native, results
+from . import BUILD, OUT, backings, check, guest, native, resize, results
 from memvisor import venue  # noqa: E402  (bench/__init__ puts harness/ on the path)
 from memvisor.runner import run_cases, wait_for_other_testhosts  # noqa: E402
 from memvisor.sizes import parse_size  # noqa: E402
@@ -22,6 +23,14 @@ def _size(text: str) -> int:
     n = parse_size(text)
     if n <= 0 or n % (2 << 20):
         raise argparse.ArgumentTypeError(f"{text}: not a positive multiple of 2M")
+    return n
+
+
+def _resize_size(text: str) -> int:
+    n = parse_size(text)
+    if n <= 0 or n % (128 << 20):
+        raise argparse.ArgumentTypeError(f"{text}: not a positive multiple of 128M (virtio-mem "
+                                         "regions and ACPI DIMMs are 128 MiB aligned)")
     return n
 
 
@@ -39,11 +48,14 @@ def run_args(ap: argparse.ArgumentParser) -> None:
                     help="each region of the fault guest [64M]")
     ap.add_argument("--boot-size", type=_size, default=_size("256M"),
                     help="guest RAM of the boot-time runs, rounded up to the page size [256M]")
+    ap.add_argument("--resize-size", type=_resize_size, default=_resize_size("256M"),
+                    help="each resize step and the balloon inflation (part 5) [256M]")
     ap.add_argument("--only", type=_only, help="backings to run (others are skipped): a,b,...")
     ap.add_argument("--guest-only", type=_only,
                     help="backings to run in the test host (parts 2-3); default: those of --only")
     ap.add_argument("--tmpfs", default="/dev/shm", help="a tmpfs for the host's file backings")
-    ap.add_argument("--no-testhost", action="store_true", help="host part only (parts 2-4 skipped)")
+    ap.add_argument("--no-testhost", action="store_true",
+                    help="no test host (parts 2-5 natively only, if at all); implied by VENUE=native")
     ap.add_argument("--no-qemu", action="store_true", help="skip the QEMU comparisons")
     ap.add_argument("--no-native", action="store_true",
                     help="no native guest figures even where /dev/kvm works here")
@@ -74,10 +86,15 @@ def run(a: argparse.Namespace) -> tuple[dict[str, Any], bool]:
         for b in set(backings.names()) - set(a.only):
             skipped[f"host.{b}"] = "not selected (--only)"
     p = guest.Params(repeat=a.repeat, fault_size=a.fault_size, boot_size=a.boot_size,
-                     qemu=not a.no_qemu, only=a.guest_only or a.only)
+                     qemu=not a.no_qemu, only=a.guest_only or a.only, resize_size=a.resize_size)
+    if os.environ.get("VENUE") == "native" and not a.no_testhost:
+        print("bench: VENUE=native: no test host, the guest parts natively", flush=True)
+        a.no_testhost = True
     if a.no_testhost:
-        _skip_all(skipped, ("guest", "boot"), "test-host part not run (--no-testhost)")
-        skipped["vmm"] = "test-host part not run (--no-testhost)"
+        why = "test-host part not run (--no-testhost or VENUE=native)"
+        _skip_all(skipped, ("guest", "boot"), why)
+        for part in ("vmm", "resize", "balloon"):
+            skipped[part] = why
     else:
         t1 = time.monotonic()
         res, gf, gr, gs = _guest_part(p, "testhost")
@@ -117,6 +134,8 @@ def run(a: argparse.Namespace) -> tuple[dict[str, Any], bool]:
             skipped.update({f"native.{k}": v for k, v in gs.items()})
             skipped["native.boot.qemu"] = skipped["native.vmm.qemu"] = \
                 "QEMU is compared in the test host only"
+    # Resize rates against this machine's limits of the host part, in both venues.
+    ratios.update(resize.host_ratios(figs))
     out = {
         "schema": results.SCHEMA, "created": created,
         "duration_s": round(time.monotonic() - t0, 1), "timing": timing,
@@ -124,7 +143,7 @@ def run(a: argparse.Namespace) -> tuple[dict[str, Any], bool]:
         "params": {"size": a.size, "repeat": a.repeat, "fault_size": a.fault_size,
                    "boot_size": a.boot_size, "only": a.only, "guest_only": a.guest_only, "tmpfs": a.tmpfs,
                    "testhost": not a.no_testhost, "qemu": not a.no_qemu, "warmup": not a.no_warmup,
-                   "native": not a.no_native,
+                   "native": not a.no_native, "resize_size": a.resize_size,
                    "testhost_options": "ci/testhost defaults (2 nodes, 8G, 512x2M, 2x1G)"},
         "host": host,
         "venues": {"testhost": "QEMU TCG test host (ci/testhost), nested KVM",
@@ -157,7 +176,7 @@ def _guest_part(p: guest.Params, where: str) -> tuple[list[dict[str, Any]], dict
     BUILD.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=BUILD, prefix="bench.") as d:
         p.exchange = Path(d)
-        cases = guest.cases(p)
+        cases = guest.cases(p) + resize.cases(p)
         print(f"bench: {len(cases)} guest cases ({where})", flush=True)
 
         def progress(i: int, r: dict[str, Any]) -> None:
@@ -170,7 +189,9 @@ def _guest_part(p: guest.Params, where: str) -> tuple[list[dict[str, Any]], dict
             print(f"bench: {len(again)} lost cases get one more test host", flush=True)
             for i, r in zip(again, run_cases([cases[i] for i in again], where)):
                 res[i] = r
-        return (res, *guest.figures(res, p))
+        figs, ratios, skipped = guest.figures(res, p)
+        rf, rs = resize.figures(res, p)
+        return res, {**figs, **rf}, ratios, {**skipped, **rs}
 
 
 def _renamed(r: dict[str, Any]) -> dict[str, Any]:
@@ -194,7 +215,8 @@ def cmd_check(a: argparse.Namespace) -> int:
             boot_size=bp["boot_size"], only=bp.get("only"), guest_only=bp.get("guest_only"), tmpfs=bp.get("tmpfs", "/dev/shm"),
             no_testhost=not bp["testhost"], no_qemu=not bp["qemu"],
             no_warmup=not bp.get("warmup", True), no_plots=False, out=a.out,
-            no_native=not bp.get("native", True))
+            no_native=not bp.get("native", True),
+            resize_size=bp.get("resize_size", _resize_size("256M")))
         res, _ = run(ns)
     bad = results.problems(res)
     if bad:
@@ -202,6 +224,10 @@ def cmd_check(a: argparse.Namespace) -> int:
         return 1
     text, passed = check.report(check.compare(res, base, a.tolerance))
     print(text)
+    new = check.unbaselined(res, base)
+    if new:
+        print(f"bench-check: {len(new)} ratios of this run are not in the baseline, not compared "
+              f"(record one: python3 -m bench baseline): {', '.join(new)}")
     return 0 if passed else 1
 
 

@@ -92,6 +92,13 @@ def compare(results: dict[str, Any], baseline: dict[str, Any],
     return out
 
 
+def unbaselined(results: dict[str, Any], baseline: dict[str, Any]) -> list[str]:
+    """Ratios of the run the baseline does not have (figures added since it was recorded, such
+    as part 5's): never compared, never failed, only named, until a baseline is recorded."""
+    return sorted(n for n in results.get("ratios", {})
+                  if n not in baseline["ratios"] and not n.startswith(UNCHECKED))
+
+
 def load(path: Path) -> dict[str, Any]:
     data = json.loads(path.read_text())
     if data.get("schema") != BASELINE_SCHEMA:

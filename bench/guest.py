@@ -16,6 +16,7 @@ from typing import Any
 from memvisor.driver import BUILD as HBUILD, MemvisorDriver, VmConfig
 from memvisor.hoststate import parse_smaps
 from memvisor.report import ReportError, parse_fault
+from memvisor.sizes import parse_size
 
 from . import backings
 from .stats import Figure, Ratio, figure, ratio
@@ -44,7 +45,11 @@ MiB = 1 << 20
 
 _DEBUG = re.compile(r"^memvisor: debug-port code=0x([0-9a-f]{2}) t_us=(\d+)$", re.M)
 _ZONE = re.compile(r"^memvisor: zone (\S+) backing=(\S+) host=0x([0-9a-f]+) size=(\d+)", re.M)
+# A hot-added ACPI DIMM is a mapping of its own (`-v`): guest RAM too.
+_DIMM = re.compile(r"^memvisor: ACPI DIMM \d+: 0x[0-9a-f]+ \+ (\S+), backing=\S+ host=0x([0-9a-f]+)",
+                   re.M)
 ENTRY, EXIT = 0x01, 0xFE
+PARTS = ("fault", "boot", "hyperfine", "hold")      # the case kinds figures() reads
 
 
 @dataclass
@@ -54,6 +59,7 @@ class Params:
     boot_size: int = 256 * MiB        # guest RAM of the boot-time runs (rounded up to the page)
     qemu: bool = True                 # the QEMU comparisons (each QEMU start costs ~7 s in TCG)
     only: list[str] | None = None     # backings to run; None: all of backings.def
+    resize_size: int = 256 * MiB      # each resize step and balloon inflation (bench/resize.py)
     exchange: Path = HBUILD / "bench" # where hyperfine writes its JSON (inside the work tree)
 
 
@@ -130,22 +136,30 @@ def debug_times(stderr: str) -> dict[int, float]:
     return times
 
 
-def overhead_kb(smaps: str, ram_start: int | None, ram_size: int) -> dict[str, int]:
-    """Rss and Pss of every mapping but guest RAM: the one at ram_start, else (QEMU) any
-    anonymous mapping at least as large as the guest RAM."""
-    rss = pss = ram = 0
+def guest_ram(stderr: str) -> list[tuple[int, int]]:
+    """[start, end) of every host mapping of guest RAM memvisor -v names: zones (with their
+    virtio-mem regions) and ACPI DIMMs."""
+    out = [(int(m[3], 16), int(m[3], 16) + int(m[4])) for m in _ZONE.finditer(stderr)]
+    return out + [(int(m[2], 16), int(m[2], 16) + parse_size(m[1])) for m in _DIMM.finditer(stderr)]
+
+
+def overhead_kb(smaps: str, ram: list[tuple[int, int]] | None, ram_size: int) -> dict[str, int]:
+    """Rss and Pss of every mapping but guest RAM: those inside the `ram` ranges (memvisor),
+    else (QEMU) any anonymous mapping at least as large as the guest RAM."""
+    rss = pss = ram_kb = libs = 0
     for m in parse_smaps(smaps):
-        is_ram = (m.start == ram_start) if ram_start is not None else \
+        is_ram = any(m.start < b and a < m.end for a, b in ram) if ram is not None else \
             (m.size >= ram_size and not m.name.startswith("/"))
         if is_ram:
-            ram += m.kb("Rss")
+            ram_kb += m.kb("Rss") + m.kb("Shared_Hugetlb") + m.kb("Private_Hugetlb")
         else:
             rss += m.kb("Rss")
             pss += m.kb("Pss")
-    return {"rss_kb": rss, "pss_kb": pss, "guest_ram_rss_kb": ram}
+            libs += m.kb("Rss") if ".so" in m.name else 0
+    return {"rss_kb": rss, "pss_kb": pss, "guest_ram_rss_kb": ram_kb, "libs_rss_kb": libs}
 
 
-class _Collector:
+class Collector:
     def __init__(self) -> None:
         self.samples: dict[str, list[float]] = {}
         self.units: dict[str, str] = {}
@@ -169,7 +183,7 @@ class _Collector:
 FAULT_MAX_TIMER_PCT = 50
 
 
-def _fault(c: _Collector, b: str, r: dict[str, Any]) -> None:
+def _fault(c: Collector, b: str, r: dict[str, Any]) -> None:
     if r["rc"] != 0 or r.get("timed_out"):
         c.skip(f"guest.{b}", f"memvisor exited {r['rc']}: {_tail(r['stderr'])}")
         return
@@ -210,7 +224,7 @@ def _fault(c: _Collector, b: str, r: dict[str, Any]) -> None:
                   floor_ns=floor_ns, **host)
 
 
-def _boot(c: _Collector, b: str, variant: str, r: dict[str, Any]) -> None:
+def _boot(c: Collector, b: str, variant: str, r: dict[str, Any]) -> None:
     base = f"boot.{b}" + ("" if variant == "-" else f".{variant}")
     times = debug_times(r["stderr"])
     if r["rc"] != 0 or ENTRY not in times or EXIT not in times:
@@ -221,7 +235,7 @@ def _boot(c: _Collector, b: str, variant: str, r: dict[str, Any]) -> None:
     c.add(f"{base}.exit_ms", times[EXIT] / 1000, "ms")
 
 
-def _hyperfine_result(c: _Collector, name: str, r: dict[str, Any], path: Path,
+def _hyperfine_result(c: Collector, name: str, r: dict[str, Any], path: Path,
                       ok_codes: set[int]) -> None:
     fig = f"boot.{name}.process_ms"
     if r["rc"] != 0 or not path.exists():
@@ -240,30 +254,37 @@ def _hyperfine_result(c: _Collector, name: str, r: dict[str, Any], path: Path,
         c.add(fig, t * 1000, "ms", command=res["command"], hung_runs=len(exits) - len(times))
 
 
-def _hold(c: _Collector, name: str, r: dict[str, Any]) -> None:
+def _hold(c: Collector, name: str, r: dict[str, Any]) -> None:
     fig = f"vmm.{name}"
     during = r.get("during")
     if not during or not during.get("smaps"):
         c.skip(fig, f"no smaps sampled (rc {r['rc']}): {_tail(r['stdout'] + r['stderr'])}")
         return
-    start = None
-    if name == "memvisor":
-        m = _ZONE.search(r["stderr"])
-        if not m:
+    ram = None
+    if name.startswith("memvisor"):
+        ram = guest_ram(r["stderr"])
+        if not ram:
             c.skip(fig, "no `memvisor: zone` line on stderr (-v)")
             return
-        start = int(m.group(3), 16)
-    kb = overhead_kb(during["smaps"], start, QEMU_RAM)
-    ram = kb.pop("guest_ram_rss_kb")   # often 0 (memtest=off): an extra, not a figure
+    bad = [s for s in r.get("steps", []) if s.get("error") or not s.get("matched", True)]
+    if bad:     # the devices were meant to be in use when sampled
+        c.skip(fig, f"resize step {bad[0]['name']} failed: {bad[0].get('error') or 'no report'}")
+        return
+    kb = overhead_kb(during["smaps"], ram, QEMU_RAM)
+    # Extras, not figures: guest RAM (often 0: memtest=off), and the shared libraries' part
+    # of the Rss (pages shared with every other process using them; Pss shares them out).
+    extra = {k: kb.pop(k) for k in ("guest_ram_rss_kb", "libs_rss_kb")}
     for k, v in kb.items():
-        c.add(f"{fig}.{k}", v, "kB", guest_ram_rss_kb=ram)
+        c.add(f"{fig}.{k}", v, "kB", **extra)
 
 
 def figures(results: list[dict[str, Any]], p: Params) -> tuple[dict[str, Figure],
                                                                dict[str, Ratio], dict[str, str]]:
-    c = _Collector()
+    c = Collector()
     for r in results:
         part, who, variant, _ = (r["name"].split("/") + ["", "", ""])[:4]
+        if part not in PARTS:
+            continue        # another module's case (bench/resize.py)
         if r.get("lost"):
             prefix = {"fault": f"guest.{who}", "hyperfine": f"boot.{who}.process_ms",
                       "hold": f"vmm.{who}"}.get(part, f"boot.{who}" + (
@@ -300,4 +321,8 @@ def guest_ratios(figs: dict[str, Figure]) -> dict[str, Ratio]:
         out["boot.memvisor_over_qemu.process"] = ratio("boot.memvisor.process_ms", qemu, figs, "lower")
     if "vmm.memvisor.rss_kb" in figs and "vmm.qemu.rss_kb" in figs:
         out["vmm.memvisor_over_qemu.rss"] = ratio("vmm.memvisor.rss_kb", "vmm.qemu.rss_kb", figs, "lower")
+    for devices in ("all_devices", "acpi_devices"):     # bench/resize.py's hold cases
+        if f"vmm.memvisor_{devices}.rss_kb" in figs and "vmm.memvisor.rss_kb" in figs:
+            out[f"vmm.memvisor_{devices}_over_plain.rss"] = ratio(
+                f"vmm.memvisor_{devices}.rss_kb", "vmm.memvisor.rss_kb", figs, "lower")
     return out

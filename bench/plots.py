@@ -57,12 +57,9 @@ def host_fraction(res: dict[str, Any], out: Path) -> Path:
             else:
                 errs.append(None)
         series.append((m, vals, errs))
-    _bars(ax, groups, series)
-    ax.set_yscale("log")
-    ax.set_ylabel("populate bandwidth / memset bandwidth")
-    ax.set_title(f"Host: populating {res['params']['size'] >> 20} MiB as a fraction of the "
-                 "memset limit (log)")
-    return _save(fig, out / "host_fault.png")
+    return _log_chart(fig, ax, groups, series, "populate bandwidth / memset bandwidth",
+                      f"Host: populating {res['params']['size'] >> 20} MiB as a fraction of the "
+                      "memset limit (log)", out / "host_fault.png")
 
 
 def guest_fault(res: dict[str, Any], out: Path) -> Path:
@@ -98,6 +95,33 @@ def boot(res: dict[str, Any], out: Path) -> Path:
     return _save(fig, out / "boot.png")
 
 
+def resize(res: dict[str, Any], out: Path) -> Path:
+    """Part 5: plug, unplug and balloon rates per kind, in each venue that measured them."""
+    from .resize import ACPI, VIRTIO_MEM
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    kinds = list(VIRTIO_MEM) + [ACPI]
+    groups = kinds + ["balloon inflate"]
+    series = []
+    for prefix, where in (("", "test host"), ("native.", "native")):
+        for label, key in (("plug", "plug_mibps"), ("unplug", "unplug_mibps")):
+            pairs = [_fig(res, f"{prefix}resize.{k}.{key}") for k in kinds]
+            pairs.append(_fig(res, f"{prefix}balloon.inflate_mibps") if key == "plug_mibps"
+                         else (None, None))
+            series.append((f"{label} ({where})", [v for v, _ in pairs], [e for _, e in pairs]))
+    return _log_chart(fig, ax, groups, series, "MiB/s (size / API call to the guest's report)",
+                      f"Resize through the API, {res['params'].get('resize_size', 256 << 20) >> 20}"
+                      " MiB (the guest fills each plugged page)", out / "resize.png")
+
+
+def _log_chart(fig: Any, ax: Any, groups: list[str], series: list[Any], ylabel: str, title: str,
+               path: Path) -> Path:
+    _bars(ax, groups, series)
+    ax.set_yscale("log")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    return _save(fig, path)
+
+
 def _save(fig: Any, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -106,4 +130,4 @@ def _save(fig: Any, path: Path) -> Path:
 
 
 def draw_all(res: dict[str, Any], out: Path) -> list[Path]:
-    return [host_fraction(res, out), guest_fault(res, out), boot(res, out)]
+    return [host_fraction(res, out), guest_fault(res, out), boot(res, out), resize(res, out)]

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from . import backings
+from . import backings, resize
 
 SCHEMA = "memvisor-bench/1"
 # Parts measured per backing: each backing must have a figure or a skip reason in each.
@@ -124,6 +124,52 @@ def _ratio(res: dict[str, Any], name: str) -> str:
     return _fmt(r["value"]) if r else "-"
 
 
+def _med(res: dict[str, Any], name: str, width: int) -> str:
+    return f"{_cell(res, name).split(' ')[0]:>{width}}"
+
+
+def resize_rows(res: dict[str, Any]) -> list[str]:
+    """Part 5, and part 4 with every device, for each venue that measured them."""
+    rows = []
+    size = res["params"].get("resize_size", 256 << 20) >> 20
+    for prefix, where in (("", "test host"), ("native.", "native")):
+        if not any(n.startswith(tuple(prefix + k for k in ("resize.", "balloon.", "vmm.memvisor_")))
+                   for n in res["figures"]):
+            continue
+        for devices, what in (("all_devices", "virtio-mem"), ("acpi_devices", "ACPI hotplug")):
+            f = res["figures"].get(f"{prefix}vmm.memvisor_{devices}.rss_kb")
+            if f:
+                rows.append(f"4. ({where}) VMM RSS with {what}, balloon and API socket in use: "
+                            f"{_cell(res, f'{prefix}vmm.memvisor_{devices}.rss_kb')} kB, "
+                            + ("under" if f["median"] < resize.VMM_GOAL_KB else "NOT under")
+                            + f" the goal of {resize.VMM_GOAL_KB} kB; without devices "
+                            f"{_med(res, f'{prefix}vmm.memvisor.rss_kb', 0)} kB, ratio "
+                            f"{_ratio(res, f'{prefix}vmm.memvisor_{devices}_over_plain.rss')}")
+        rows += ["", f"5. resize ({where}): API call -> the resize guest's report, {size} MiB "
+                     "(x1st, xmemset: rate / host first touch of the backing, / memset; same run)",
+                 f"   {'kind':14}{'plug ms':>10}{'MiB/s':>9}{'x1st':>8}{'xmemset':>9}"
+                 f"{'unplug ms':>11}{'MiB/s':>9}{'RSS drop MiB':>14}"]
+        for kind in resize.VIRTIO_MEM + (resize.ACPI,):
+            b = f"{prefix}resize.{kind}"
+            if not any(n.startswith(b + ".") for n in res["figures"]):
+                why = res["skipped"].get(b) or res["skipped"].get(f"{prefix}resize", "-")
+                rows.append(f"   {kind:14}skipped: {why[:90]}")
+                continue
+            rows.append(f"   {kind:14}{_med(res, b + '.plug_ms', 10)}{_med(res, b + '.plug_mibps', 9)}"
+                        f"{_ratio(res, b + '.plug.fraction_of_first_touch'):>8}"
+                        f"{_ratio(res, b + '.plug.fraction_of_limit'):>9}"
+                        f"{_med(res, b + '.unplug_ms', 11)}{_med(res, b + '.unplug_mibps', 9)}"
+                        f"{_med(res, b + '.unplug_rss_drop_mib', 14)}")
+        b = f"{prefix}balloon"
+        if any(n.startswith(b + ".") for n in res["figures"]):
+            rows.append(f"   balloon inflate of {size} MiB: {_cell(res, b + '.inflate_ms')} ms, "
+                        f"{_cell(res, b + '.inflate_mibps')} MiB/s, host RSS down by "
+                        f"{_cell(res, b + '.inflate_rss_drop_mib')} MiB")
+        elif res["skipped"].get(b):
+            rows.append(f"   balloon: skipped: {res['skipped'][b][:90]}")
+    return rows
+
+
 def table(res: dict[str, Any]) -> str:
     """The short table: medians, (min-max) over the repeats, ratios of this run."""
     p = res["params"]
@@ -165,6 +211,7 @@ def table(res: dict[str, Any]) -> str:
              f"4. VMM resident memory without guest RAM: memvisor {_cell(res, 'vmm.memvisor.rss_kb')}"
              f" kB, QEMU {_cell(res, 'vmm.qemu.rss_kb')} kB, ratio "
              f"{_ratio(res, 'vmm.memvisor_over_qemu.rss')}"]
+    rows += resize_rows(res)
     by_reason: dict[str, list[str]] = {}
     for k, reason in res["skipped"].items():
         if not (k.startswith("host.") and k.count(".") == 1):  # those are in the host table

@@ -31,8 +31,11 @@ from .hoststate import hugepage_counters, read_proc
 from .sequence import run_steps
 
 
-def _reader(stream, sink: list[str], marker: str | None, seen: threading.Event) -> None:
+def _reader(stream, sink: list[str], marker: str | None, seen: threading.Event,
+            times: list[float] | None = None) -> None:
     for line in iter(stream.readline, ""):
+        if times is not None:
+            times.append(time.monotonic())   # first: a line in sink always has its time
         sink.append(line)
         if marker and line.startswith(marker):
             seen.set()
@@ -71,9 +74,10 @@ def _attempt(case: dict) -> dict:
                             stdin=subprocess.DEVNULL, text=True, errors="replace",
                             start_new_session=True)
     out: list[str] = []
+    out_times: list[float] = []     # when each console line arrived (resize latencies)
     err: list[str] = []
     held = threading.Event()
-    t_out = threading.Thread(target=_reader, args=(proc.stdout, out, hold_marker, held))
+    t_out = threading.Thread(target=_reader, args=(proc.stdout, out, hold_marker, held, out_times))
     t_err = threading.Thread(target=_reader, args=(proc.stderr, err, None, threading.Event()))
     t_out.start()
     t_err.start()
@@ -89,7 +93,8 @@ def _attempt(case: dict) -> dict:
         if ended == "done" and held.is_set() and proc.poll() is None:
             if case.get("steps"):
                 # A resize sequence: API calls, each followed by the guest and the host.
-                result["steps"] = run_steps(case, proc.pid, out, lambda: proc.poll() is None)
+                result["steps"] = run_steps(case, proc.pid, out, lambda: proc.poll() is None,
+                                            out_times)
             # The report is out and the guest is halted: the host state is the steady state.
             time.sleep(case.get("settle", 0.2))
             result["during"] = {name: read_proc(proc.pid, name)

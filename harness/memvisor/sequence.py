@@ -9,6 +9,13 @@ inhost.run_case calls run_steps once the guest's first report is out (its hold m
 (None: the request is meant to change nothing, and `settle` seconds are given to any change to
 show anyway); with `quiet`, the console must then stay silent that many seconds. Then vm.info is asked and the host sampled: smaps of the VMM, the huge page
 counters, and the size and allocated bytes of each of the case's `files`. Judging is left to the caller (conformance/).
+
+Timing (bench/resize.py): `seconds` is the whole step, quiet and settle included. When the caller
+passes the arrival time of each console line (`times`, parallel to `out`), `match_seconds` is
+from the start of the call to the arrival of the matching line, and `call_seconds` the HTTP
+call itself. A step with `sample` (names under /proc/PID, e.g. ["status"]) has them read just
+before the call (`sample_before`) and as soon as the match is seen (`sample_at_match`): what the
+host held when the guest reported, before any quiet period.
 """
 from __future__ import annotations
 
@@ -29,7 +36,12 @@ def file_usage(path: str) -> dict:
     return {"exists": True, "size": st.st_size, "allocated": st.st_blocks * 512}
 
 
-def run_steps(case: dict, pid: int, out: list[str], alive) -> list[dict]:
+def _sample(pid: int, names: list[str]) -> dict[str, str]:
+    return {n: read_proc(pid, n) for n in names}
+
+
+def run_steps(case: dict, pid: int, out: list[str], alive,
+              times: list[float] | None = None) -> list[dict]:
     client = ApiClient(case["api_socket"])
     results: list[dict] = []
     if not client.wait_ready(10.0, alive):
@@ -39,6 +51,9 @@ def run_steps(case: dict, pid: int, out: list[str], alive) -> list[dict]:
         r: dict = {"name": step["name"]}
         if not results:
             r["smaps_before"] = before      # the baseline of the resident-memory checks
+        sample = step.get("sample") or []
+        if sample:
+            r["sample_before"] = _sample(pid, sample)
         start, seen = time.monotonic(), len(out)
         call = step.get("call")
         if call:
@@ -47,12 +62,19 @@ def run_steps(case: dict, pid: int, out: list[str], alive) -> list[dict]:
                                                      else None)
             except OSError as e:
                 r["error"] = f"{call[0]} {call[1]}: {e}"
+            r["call_seconds"] = round(time.monotonic() - start, 6)
         wait = re.compile(step["wait"]) if step.get("wait") else None
         deadline = start + float(step.get("timeout", 60))
         r["matched"] = False
         while wait and time.monotonic() < deadline and alive():
-            if any(wait.search(line) for line in out[seen:]):
+            hit = next((i for i in range(seen, len(out)) if wait.search(out[i])), None)
+            if hit is not None:
                 r["matched"] = True
+                # The reader's arrival time of that line, else (no times) this poll's.
+                at = times[hit] if times is not None and hit < len(times) else time.monotonic()
+                r["match_seconds"] = round(at - start, 6)
+                if sample:
+                    r["sample_at_match"] = _sample(pid, sample)
                 break
             time.sleep(0.02)
         # `quiet`: a guest that may report in several rounds (Linux onlines memory block by

@@ -21,7 +21,7 @@ TOP = Path(__file__).resolve().parents[2]
 if str(TOP) not in sys.path:
     sys.path.append(str(TOP))
 
-from bench import backings, check, guest, results  # noqa: E402
+from bench import backings, check, guest, resize, results, stats  # noqa: E402
 
 PYTHON = "/usr/bin/python3"
 SMOKE_GUEST = "anonymous,file_shared,hugetlb_2m"
@@ -36,8 +36,10 @@ def bench(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, Path]:
     out = tmp_path_factory.mktemp("bench")
+    # Part 5 adds 7 cases of a few TCG seconds each in the test host (128 MiB steps).
     r = bench("run", "--size", "16M", "--repeat", "1", "--fault-size", "4M", "--boot-size", "64M",
-              "--no-qemu", "--guest-only", SMOKE_GUEST, "--out", str(out))
+              "--resize-size", "128M", "--no-qemu", "--guest-only", SMOKE_GUEST, "--out", str(out),
+              timeout=900)
     return r, out
 
 
@@ -73,12 +75,17 @@ def test_smoke_measured_what_every_host_can(smoke_results: dict) -> None:
     assert smoke_results["skipped"]["guest.anonymous_thp"].startswith("not selected")
     assert "boot.memvisor.process_ms" in figs and "vmm.memvisor.rss_kb" in figs
     assert smoke_results["skipped"]["boot.qemu"]
+    # part 5: each selected kind timed or skipped with memvisor's reason (hugetlb: its pool)
+    for kind in resize.kinds(guest.Params(only=SMOKE_GUEST.split(","))):
+        assert f"resize.{kind}.plug_ms" in figs or smoke_results["skipped"].get(f"resize.{kind}")
+    assert figs["resize.anonymous.unplug_rss_drop_mib"]["median"] > 0
+    assert "balloon.inflate_mibps" in figs and "vmm.memvisor_all_devices.rss_kb" in figs
 
 
 def test_smoke_plots_and_table(smoke: tuple[subprocess.CompletedProcess, Path],
                                smoke_results: dict) -> None:
     r, out = smoke
-    for png in ("host_fault.png", "guest_fault.png", "boot.png"):
+    for png in ("host_fault.png", "guest_fault.png", "boot.png", "resize.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
     assert "1. host populate of 16 MiB" in r.stdout
     assert "anonymous" in r.stdout
@@ -324,3 +331,179 @@ def test_fault_figures_are_batch_timed_and_carry_the_timer(tmp_path: Path) -> No
     # a fault.elf from before batch timing: its per-touch figures include a TSC read each
     assert not any(n.startswith("guest.shmem.") for n in figs)
     assert "timer" in skipped["guest.shmem"]
+
+
+# --- part 5: resize --------------------------------------------------------------------------
+
+def _status(rss_kb: int, huge_kb: int = 0) -> dict[str, str]:
+    return {"status": f"Name:\tmemvisor\nVmRSS:\t{rss_kb} kB\nHugetlbPages:\t{huge_kb} kB\n"}
+
+
+def _step(name: str, seconds: float, before: int, after: int, status: int = 204,
+          huge: tuple[int, int] = (0, 0)) -> dict:
+    return {"name": name, "status": status, "body": "", "matched": True, "match_seconds": seconds,
+            "seconds": seconds + 0.5, "sample_before": _status(before, huge[0]),
+            "sample_at_match": _status(after, huge[1])}
+
+
+def test_resize_cases_are_accepted_by_memvisor() -> None:
+    """Every resize case's command line parses and validates natively (--print-layout); a
+    hugetlb case may be refused only for its pool. Virtio-mem of a file zone is resized per zone."""
+    memvisor = TOP / "build" / "memvisor"
+    if not memvisor.exists():
+        pytest.skip("build/memvisor missing: run `make` first")
+    p = guest.Params(repeat=1)
+    cases = resize.cases(p)
+    names = [c["name"] for c in cases]
+    assert [n.split("/")[1] for n in names if n.startswith("resize/")] == resize.kinds(p)
+    assert "balloon/anonymous/-/0" in names and "hold/memvisor_all_devices/-/0" in names
+    for c in cases:
+        assert c["api_socket"] in c["argv"][-1] or f"path={c['api_socket']}" in c["argv"]
+        argv = [a for a in c["argv"][4:] if a != "--api-socket" and not a.startswith("path=")]
+        r = subprocess.run([str(memvisor), *argv, "--print-layout"], capture_output=True,
+                           text=True, timeout=30)
+        if "hugetlb" in c["name"] and r.returncode == 1:
+            assert "huge page" in r.stderr, r.stderr
+        else:
+            assert r.returncode == 0, (c["name"], r.stderr)
+    fs = next(c for c in cases if c["name"] == "resize/file_shared/-/0")
+    assert fs["steps"][0]["call"][1] == "vm.resize-zone" and fs["steps"][0]["call"][2]["id"] == "mem0"
+    assert next(c for c in cases if c["name"] == "resize/acpi/-/0")["steps"][0]["wait"].startswith("^dimm")
+
+
+def test_resize_figures_ratios_and_table_on_canned_results() -> None:
+    s = 256 << 20
+    p = guest.Params(repeat=1, only=["anonymous", "hugetlb_2m"], resize_size=s)
+    mib = 1024
+    canned = [
+        {"name": "resize/anonymous/-/0", "rc": 143, "stdout": "", "stderr": "",
+         "steps": [_step("plug", 0.5, 10 * mib, 266 * mib), _step("unplug", 0.02, 266 * mib, 10 * mib)]},
+        # hugetlb: the pages are in HugetlbPages, not VmRSS; this unplug gave nothing back
+        {"name": "resize/hugetlb_2m/-/0", "rc": 143, "stdout": "", "stderr": "",
+         "steps": [_step("plug", 0.25, 4 * mib, 4 * mib, huge=(0, 256 * mib)),
+                   _step("unplug", 0.01, 4 * mib, 4 * mib, huge=(256 * mib, 256 * mib))]},
+        {"name": "resize/acpi/-/0", "rc": 143, "stdout": "", "stderr": "",
+         "steps": [_step("plug", 1.0, 10 * mib, 10 * mib, status=400)]},
+        {"name": "balloon/anonymous/-/0", "rc": 143, "stdout": "", "stderr": "",
+         "steps": [_step("inflate", 2.0, 520 * mib, 264 * mib)]},
+    ]
+    figs, skipped = resize.figures(canned, p)
+    assert figs["resize.anonymous.plug_ms"]["samples"] == [500.0]
+    assert figs["resize.anonymous.plug_mibps"]["median"] == 512.0
+    assert figs["resize.anonymous.unplug_mibps"]["median"] == pytest.approx(256 / 0.02)
+    assert figs["resize.anonymous.unplug_rss_drop_mib"]["median"] == 256.0
+    assert figs["resize.hugetlb_2m.plug_ms"]["rss_rise_kb"] == 256 * mib
+    assert "did not go down" in skipped["resize.hugetlb_2m.unplug_rss_drop_mib"]
+    assert "HTTP 400" in skipped["resize.acpi"]
+    assert figs["balloon.inflate_mibps"]["median"] == 128.0
+    assert figs["balloon.inflate_rss_drop_mib"]["median"] == 256.0
+    assert skipped["resize.shmem"].startswith("not selected")
+    # against this run's host figures: plug at 512 MiB/s = 0.537 GB/s
+    figs["host.limit.memset_1t"] = stats.figure([10.0], "GB/s")
+    figs["host.anonymous.first_touch.gbps"] = stats.figure([2.0], "GB/s")
+    ratios = resize.host_ratios(figs)
+    r = ratios["resize.anonymous.plug.fraction_of_first_touch"]
+    assert r["value"] == pytest.approx(512 * (1 << 20) / 1e9 / 2.0) and r["paired"] in figs
+    assert ratios["balloon.inflate.fraction_of_limit"]["value"] == pytest.approx(128 * (1 << 20) / 1e10)
+    assert "resize.hugetlb_2m.plug.fraction_of_first_touch" not in ratios   # no host figure
+    res = {"params": {"resize_size": s}, "figures": figs, "ratios": ratios, "skipped": skipped}
+    text = "\n".join(results.resize_rows(res))
+    assert "5. resize (test host)" in text and "HTTP 400" in text and "balloon inflate" in text
+
+
+def test_all_devices_overhead_leaves_out_zones_and_dimms() -> None:
+    stderr = ("memvisor: zone mem0 backing=anonymous host=0x7f0000000000 size=134217728 page_size=4096\n"
+              "memvisor: ACPI DIMM 0: 0x100000000 + 256M, backing=anonymous host=0x7e0000000000\n")
+    smaps = SMAPS + ("7e0000000000-7e0010000000 rw-p 00000000 00:00 0\nRss:  262144 kB\nPss:  262144 kB\n"
+                     "7f1000000000-7f1000100000 r-xp 00000000 08:01 7    /usr/lib/libmicrohttpd.so.12\n"
+                     "Rss:  100 kB\nPss:  10 kB\n")
+    canned = [{"name": "hold/memvisor_acpi_devices/-/0", "rc": 143, "stdout": "", "stderr": stderr,
+               "during": {"smaps": smaps}, "steps": [{"name": "plug", "matched": True}]},
+              {"name": "hold/memvisor/-/0", "rc": 143, "stdout": "", "stderr": stderr,
+               "during": {"smaps": SMAPS}}]
+    figs, ratios, _ = guest.figures(canned, guest.Params(repeat=1, qemu=False))
+    f = figs["vmm.memvisor_acpi_devices.rss_kb"]
+    assert f["median"] == 1124 and f["guest_ram_rss_kb"] == 65536 + 262144 and f["libs_rss_kb"] == 100
+    assert ratios["vmm.memvisor_acpi_devices_over_plain.rss"]["value"] == pytest.approx(1124 / 1024)
+
+
+def test_check_names_ratios_the_baseline_lacks_without_failing() -> None:
+    base = check.make_baseline(_run_with(BASE))
+    run = _run_with({**BASE, "resize.anonymous.plug.fraction_of_limit": (0.1, "higher")})
+    verdicts = check.compare(run, base)
+    assert check.report(verdicts)[1] and len(verdicts) == len(BASE)
+    assert check.unbaselined(run, base) == ["resize.anonymous.plug.fraction_of_limit"]
+
+
+def test_run_steps_times_the_matching_line(tmp_path: Path) -> None:
+    """sequence.py on a real unix-socket HTTP server: match_seconds is the matching line's
+    arrival, not the next poll's, and the samples are taken around the step."""
+    import http.server
+    import socketserver
+    import threading
+    import time
+    from memvisor.sequence import run_steps
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(204 if self.command == "PUT" else 200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        do_GET = do_PUT = _answer
+
+        def log_message(self, *a: object) -> None:
+            pass
+
+    class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+        daemon_threads = True
+
+        def get_request(self):  # BaseHTTPRequestHandler wants a client address pair
+            conn, _ = super().get_request()
+            return conn, ("local", 0)
+
+    sock = str(tmp_path / "api.sock")
+    srv = Server(sock, Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    out: list[str] = []
+    times: list[float] = []
+
+    def guest() -> None:
+        time.sleep(0.3)
+        times.append(time.monotonic())
+        out.append("resize seq=1 plugged=0x10000000 \n")
+    try:
+        threading.Thread(target=guest).start()
+        t0 = time.monotonic()
+        steps = run_steps({"api_socket": sock, "steps": [
+            {"name": "plug", "call": ["PUT", "vm.resize", {"desired_ram": 1}],
+             "wait": r"^resize .* plugged=0x10000000 ", "timeout": 5, "sample": ["status"]}]},
+            os.getpid(), out, lambda: True, times)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    st = steps[0]
+    assert st["status"] == 204 and st["matched"]
+    assert st["match_seconds"] == pytest.approx(times[0] - t0, abs=0.01)
+    assert st["match_seconds"] < st["seconds"] and st["call_seconds"] < st["match_seconds"]
+    assert "VmRSS:" in st["sample_before"]["status"] and "VmRSS:" in st["sample_at_match"]["status"]
+
+
+def test_resize_cases_run_natively() -> None:
+    """The real thing where this machine's KVM runs memvisor: the anonymous kinds at 128 MiB.
+    Memory unplugged and ballooned is given back by the time the guest reports it."""
+    from memvisor import venue
+    from memvisor.runner import run_cases
+    n = venue.decide("native").native
+    if n is None or not n.usable or not resize.GUEST.exists():
+        pytest.skip("no usable native KVM or no build/guests/resize.elf")
+    p = guest.Params(repeat=1, only=["anonymous"], resize_size=128 << 20)
+    cases = [c for c in resize.cases(p) if not c["name"].startswith("hold/memvisor_acpi")]
+    res = run_cases(cases, "native")
+    figs, skipped = resize.figures(res, p)
+    for kind in ("anonymous", "acpi"):
+        assert figs[f"resize.{kind}.plug_ms"]["median"] > 0, skipped
+    assert figs["resize.anonymous.unplug_rss_drop_mib"]["median"] == pytest.approx(128, abs=8)
+    assert figs["balloon.inflate_rss_drop_mib"]["median"] == pytest.approx(128, abs=8)
+    gf, _, gs = guest.figures(res, p)
+    assert gf["vmm.memvisor_all_devices.rss_kb"]["median"] > 0, gs
