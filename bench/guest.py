@@ -151,7 +151,7 @@ def overhead_kb(smaps: str, ram: list[tuple[int, int]] | None, ram_size: int) ->
         is_ram = any(m.start < b and a < m.end for a, b in ram) if ram is not None else \
             (m.size >= ram_size and not m.name.startswith("/"))
         if is_ram:
-            ram_kb += m.kb("Rss") + m.kb("Shared_Hugetlb") + m.kb("Private_Hugetlb")
+            ram_kb += m.resident_kb
         else:
             rss += m.kb("Rss")
             pss += m.kb("Pss")

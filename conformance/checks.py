@@ -168,7 +168,7 @@ def check_host(exp: Expectation, result: dict) -> list[str]:
             bad.append(f"{where}: VmFlags has '{flag}', which it must not")
         if z.file and not z.file_is_dir and z.file not in m.name:
             bad.append(f"{where}: mapping is {m.name!r}, expected the file {z.file}")
-        resident = m.kb("Rss") + m.kb("Shared_Hugetlb") + m.kb("Private_Hugetlb")
+        resident = m.resident_kb
         if z.prefault and resident * 1024 < z.prefault_bytes:
             bad.append(f"{where}: {resident} kB resident, prefault promises "
                        f"{z.prefault_bytes // 1024} kB")

@@ -182,13 +182,11 @@ def _resident(smaps: str, host: int, size: int) -> int | None:
     maps = [m for m in parse_smaps(smaps) if m.start < host + size and host < m.end]
     if not maps:
         return None
-    return sum((m.kb("Rss") + m.kb("Shared_Hugetlb") + m.kb("Private_Hugetlb")) * 1024
-               for m in maps)
+    return sum(m.resident_kb * 1024 for m in maps)
 
 
 def _total_resident(smaps: str) -> int:
-    return sum((m.kb("Rss") + m.kb("Shared_Hugetlb") + m.kb("Private_Hugetlb")) * 1024
-               for m in parse_smaps(smaps))
+    return sum(m.resident_kb * 1024 for m in parse_smaps(smaps))
 
 
 def _check_fill(exp: Expectation, out: list[str], zones: dict, smaps: str, b0: int) -> list[str]:

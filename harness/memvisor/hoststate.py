@@ -29,6 +29,11 @@ class Mapping:
     def kb(self, key: str) -> int:
         return self.fields.get(key, 0)
 
+    @property
+    def resident_kb(self) -> int:
+        """What the mapping holds: Rss, and hugetlb pages, which smaps counts apart."""
+        return self.kb("Rss") + self.kb("Shared_Hugetlb") + self.kb("Private_Hugetlb")
+
 
 _HEADER = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$")
 

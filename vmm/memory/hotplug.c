@@ -5,7 +5,6 @@
  * reason instead of CH's silent no-op where CH ignores a request.
  */
 #include <inttypes.h>
-#include <stdarg.h>
 #include <string.h>
 
 #include "memory/hotplug.h"
@@ -14,16 +13,8 @@
 
 #define VIRTIO_MEM_BLOCK (2 * MiB)
 
-static int refuse(char *err, size_t errlen, const char *fmt, ...) __printf(3, 4);
-static int refuse(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return HOTPLUG_REFUSED;
-}
+/* error() with the status of a request refused: the client's fault, HTTP 4xx. */
+#define refuse(err, errlen, ...) (error(err, errlen, __VA_ARGS__), HOTPLUG_REFUSED)
 
 uint64_t hotplug__block_size(const struct vm_config *cfg, int zone, const struct host_info *host)
 {
