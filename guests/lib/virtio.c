@@ -117,12 +117,16 @@ u32 virtio_status(const struct virtio_dev *d) { return mmio_read32(d->base + R_S
 int virtio_request(struct virtio_dev *d, u32 index, const void *out, u32 out_len, void *in,
 		   u32 in_len, u32 *written)
 {
-	struct virtio_vq *q = &d->q[index];
-	struct vring_desc *desc = q->desc;
-	u16 head = (u16)(q->avail_idx % q->num) & (u16)~1u, slot;
+	struct virtio_vq *q;
+	struct vring_desc *desc;
+	u16 head, slot;
 
-	if (index >= VIRTIO_MAX_QUEUES || !q->num)
+	/* Checked before anything is read: an unset queue has num 0, a divisor below. */
+	if (index >= VIRTIO_MAX_QUEUES || !d->q[index].num)
 		return -1;
+	q = &d->q[index];
+	desc = q->desc;
+	head = (u16)(q->avail_idx % q->num) & (u16)~1u;
 	/* Two descriptors per request, one request in flight: head and head+1 are always free. */
 	if (out) {
 		desc[head] = (struct vring_desc){ (u64)(uintptr_t)out, out_len, in ? DESC_F_NEXT : 0,
