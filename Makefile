@@ -89,7 +89,7 @@ test: deps
 	@$(MAKE) --no-print-directory pytest
 
 conformance: deps
-	@$(MAKE) --no-print-directory all linux-guest
+	@$(MAKE) --no-print-directory all linux-guest linux-foreign
 	$(PYTHON) -m conformance run $(if $(SHARD),--shard $(SHARD) --out build/conformance/shard-$(subst /,-of-,$(SHARD)))
 
 # BENCH_ARGS: e.g. make bench BENCH_ARGS="--size 256M --repeat 3" (see bench/README.md)

@@ -53,7 +53,8 @@ def setup_failures(result: dict) -> list[str]:
 def check_boot(exp: Expectation, result: dict, layout: dict | None) -> list[str]:
     """A valid configuration: the guest held after a clean report, the host state matches."""
     if result["timed_out"]:
-        vcpus = [ln for ln in result.get("stderr", "").splitlines() if " at stop: " in ln]
+        vcpus = [ln for ln in result.get("stderr", "").splitlines()
+                 if " at stop: " in ln or " stack text:" in ln]
         return ["the guest did not finish its report in time; where memvisor's threads were:",
                 result.get("stuck", ""), "and its vCPUs:", *vcpus] + setup_failures(result)
     if "during" not in result:

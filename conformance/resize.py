@@ -98,8 +98,7 @@ SEQUENCES = (
              cmdline="fill=1 report_free=32M",
              steps=(grow(512 * MiB), balloon(192 * MiB), balloon(0))),
     # Debian's Linux: what users run. CH's test_virtio_mem, test_memory_hotplug and the balloon
-    # test in small: MemTotal follows each step (conformance/linux.py runs Linux cases only
-    # where Linux runs: the test host with LINUX_IN_TESTHOST=1).
+    # test in small: MemTotal follows each step.
     Sequence("linux-resize-vmem", "size=512M,hotplug_method=virtio-mem,hotplug_size=1G",
              linux=True, steps=(grow(1536 * MiB), grow(1024 * MiB), grow(512 * MiB))),
     Sequence("linux-resize-acpi", "size=512M,hotplug_size=1G", linux=True,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from memvisor import venue as venues
 from memvisor.driver import BUILD, MemvisorDriver
-from memvisor.runner import run_cases
+from memvisor.runner import TesthostOptions, run_cases
 
 from . import cases as matrix
 from . import needs, results
@@ -46,6 +46,8 @@ def inhost_case(case: matrix.Case, driver: MemvisorDriver) -> dict:
         "timeout": (linux.CASE_TIMEOUT_S if case.guest == "linux" else CASE_TIMEOUT_S
                     + resize.STEP_BUDGET_S * len(case.steps)),
         "steps": [{k: v for k, v in s.items() if not k.startswith("expect")} for s in case.steps],
+        "input": ({"after": linux.SHELL_UP, "text": linux.SHELL_INPUT}
+                  if case.guest == "linux" and case.end == "shell" else None),
         "api_socket": case.config.api_socket,
         "attempts": linux.ATTEMPTS if case.guest == "linux" else 1,
         "idle_timeout": linux.IDLE_S if case.guest == "linux" else None,
@@ -109,12 +111,11 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def plan(cases: list[matrix.Case], decision: venues.Decision) -> dict[str, list[matrix.Case]]:
     """Which cases go where; natively unmet ones go to the test host under auto, else skip.
-    Linux cases do not go to the test host unless LINUX_IN_TESTHOST=1 (linux.TESTHOST_SKIP)."""
+    Linux cases bound for the test host get one of their own with one CPU
+    (linux.TESTHOST_OPTIONS: why)."""
     groups = _plan(cases, decision)
-    groups["linux-skipped"] = []
-    if os.environ.get("LINUX_IN_TESTHOST") != "1":
-        groups["linux-skipped"] = [c for c in groups["testhost"] if c.guest == "linux"]
-        groups["testhost"] = [c for c in groups["testhost"] if c.guest != "linux"]
+    groups["testhost-linux"] = [c for c in groups["testhost"] if c.guest == "linux"]
+    groups["testhost"] = [c for c in groups["testhost"] if c.guest != "linux"]
     return groups
 
 
@@ -163,9 +164,6 @@ def run(mode: str, pattern: str | None, shard: tuple[int, int] | None, out: Path
     here = needs.facts_here() if groups["skipped"] and decision.native else None
 
     def record(case: matrix.Case, result: dict, seconds: float) -> None:
-        why = linux.environment_hang(case.guest, result)
-        if why:
-            result["skipped"] = why
         o = Outcome(case, check(case, result), seconds, result)
         outcomes[case.name] = o
         stream.write(json.dumps(results.case_record(o)) + "\n")
@@ -176,20 +174,19 @@ def run(mode: str, pattern: str | None, shard: tuple[int, int] | None, out: Path
               f"{result.get('venue') or ''}" + (f" (after {hung} hung boot(s))" if hung else ""),
               flush=True)
 
-    for c in groups["linux-skipped"]:
-        record(c, {"name": c.name, "argv": driver.command(c.config), "venue": "testhost",
-                   "skipped": linux.TESTHOST_SKIP}, 0.0)
     for c in groups["skipped"]:
         why = needs.unmet(c, here) if here else None
         record(c, {"name": c.name, "argv": driver.command(c.config), "venue": "native",
                    "skipped": why or f"native KVM is not usable: {decision.reason}"}, 0.0)
-    for where in ("native", "testhost"):
+    for where in ("native", "testhost", "testhost-linux"):
         group = groups[where]
         if not group:
             continue
         inhost = [inhost_case(c, driver) for c in group]
-        run_cases(inhost, where, on_result=lambda i, r, g=group: record(
-            g[i], r, float(r.get("seconds", 0.0))))
+        linux_host = where == "testhost-linux"
+        opts = TesthostOptions(extra=linux.TESTHOST_OPTIONS) if linux_host else None
+        run_cases(inhost, "testhost" if linux_host else where, opts=opts,
+                  on_result=lambda i, r, g=group: record(g[i], r, float(r.get("seconds", 0.0))))
     stream.close()
     ordered = [outcomes[c.name] for c in cases]
     # The venue compares probe boots: a Linux case's 20-60 s would only skew the median.

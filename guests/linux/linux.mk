@@ -8,3 +8,10 @@ LINUX_OUT := build/linux
 .PHONY: linux-guest
 linux-guest: ci/fetch-kernel guests/linux/build.py
 	$(PYTHON) guests/linux/build.py --out $(LINUX_OUT)
+
+# An initramfs that is not the project's own (conformance/linux.py, end=shell): the
+# debian-installer's netboot initrd, fetched once by ci/fetch-initrd.
+.PHONY: linux-foreign
+linux-foreign: $(LINUX_OUT)/debian-installer-initrd.gz
+$(LINUX_OUT)/debian-installer-initrd.gz: ci/fetch-initrd
+	ci/fetch-initrd $@

@@ -53,7 +53,8 @@ def run_case(case: dict) -> dict:
         if not result["timed_out"] or attempt == attempts:
             break
         hung.append({"seconds": result["seconds"],
-                     "vcpus": [ln for ln in result["stderr"].splitlines() if " at stop: " in ln],
+                     "vcpus": [ln for ln in result["stderr"].splitlines()
+                               if " at stop: " in ln or " stack text:" in ln],
                      "console_tail": result["stdout"].strip().splitlines()[-3:]})
     result["hung_attempts"] = hung
     return result
@@ -70,9 +71,10 @@ def _attempt(case: dict) -> dict:
     start = time.monotonic()
     # Its own process group: a timed-out case is killed with its children, which would
     # otherwise hold the output pipes open (and this runner) until they end.
+    typed = case.get("input")
     proc = subprocess.Popen(case["argv"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, text=True, errors="replace",
-                            start_new_session=True)
+                            stdin=subprocess.PIPE if typed else subprocess.DEVNULL, text=True,
+                            errors="replace", start_new_session=True)
     out: list[str] = []
     out_times: list[float] = []     # when each console line arrived (resize latencies)
     err: list[str] = []
@@ -81,6 +83,8 @@ def _attempt(case: dict) -> dict:
     t_err = threading.Thread(target=_reader, args=(proc.stderr, err, None, threading.Event()))
     t_out.start()
     t_err.start()
+    if typed:
+        threading.Thread(target=_type, args=(proc, out, typed), daemon=True).start()
     # One budget for the whole case: the runner outside allows timeout + a margin before it
     # declares the test host stalled. A guest whose console stays silent for `idle_timeout`
     # seconds (a booting kernel never is) is taken as hung at once, not at the deadline.
@@ -125,6 +129,24 @@ def _attempt(case: dict) -> dict:
     for post in case.get("teardown", []):
         subprocess.run(post, shell=True, check=False)
     return result
+
+
+def _type(proc: subprocess.Popen, out: list[str], typed: dict) -> None:
+    """The guest's keyboard (its serial input): `text` once a console line contains `after`
+    (the guest's shell is up, so nothing typed is lost to a port not yet opened), then EOF."""
+    assert proc.stdin is not None
+    seen = 0
+    while proc.poll() is None:
+        upto = len(out)
+        if any(typed["after"] in ln for ln in out[seen:upto]):
+            try:
+                proc.stdin.write(typed["text"])
+                proc.stdin.close()
+            except OSError:
+                pass    # the VMM ended meanwhile: its status tells
+            return
+        seen = upto
+        time.sleep(0.1)
 
 
 def _wait(done, deadline: float, idle_s: float | None, out: list[str]) -> str:

@@ -9,7 +9,7 @@ MiB = 1 << 20
 BY_NAME = {c.name: c for c in cases.generate("full") if c.guest == "linux" and not c.steps}
 
 
-def report(nodes: str, dist: str, extra: str = "", online: int = 1) -> str:
+def report(nodes: str, dist: str, extra: str = "", online: int = 2) -> str:
     return "\n".join([
         "console noise memvisor-linux 1",
         f"cpu online={online} possible=2",
@@ -21,7 +21,8 @@ def report(nodes: str, dist: str, extra: str = "", online: int = 1) -> str:
 
 
 GOOD_NODES = ("node id=0 cpus=0 mem_total=0x1a000000 mem_free=0x10000000\n"
-              "node id=1 mem_total=0x1f000000 mem_free=0x1e000000")
+              "node id=1 cpus=1 mem_total=0x1f000000 mem_free=0x1e000000")
+MEMORY_ONLY_NODE1 = GOOD_NODES.replace("node id=1 cpus=1 mem", "node id=1 mem")
 GOOD_DIST = "distance from=0 dist=10,20\ndistance from=1 dist=20,10"
 
 
@@ -42,11 +43,10 @@ def test_matching_report_passes() -> None:
 def test_each_fact_can_fail() -> None:
     assert any("distances" in f for f in failures(report(GOOD_NODES, GOOD_DIST.replace("20", "21"))))
     assert any("nodes [0]" in f for f in failures(report(GOOD_NODES.split("\n")[0], GOOD_DIST)))
-    moved = GOOD_NODES.replace("node id=1 mem", "node id=1 cpus=1 mem")
-    assert any("node 1: CPUs [1]" in f for f in failures(report(moved, GOOD_DIST)))
+    assert any("node 1: CPUs []" in f for f in failures(report(MEMORY_ONLY_NODE1, GOOD_DIST)))
     small = GOOD_NODES.replace("0x1f000000 mem_free", "0x8000000 mem_free")
     assert any("node 1: MemTotal" in f for f in failures(report(small, GOOD_DIST)))
-    assert any("CPUs online" in f for f in failures(report(GOOD_NODES, GOOD_DIST, online=2)))
+    assert any("CPUs online" in f for f in failures(report(GOOD_NODES, GOOD_DIST, online=1)))
     hot = "hotplug_range node=1 start=0x100000000 end=0x140000000"
     assert any("hotpluggable" in f for f in failures(report(GOOD_NODES, GOOD_DIST, hot)))
     offline = report(GOOD_NODES, GOOD_DIST).replace("offline=0", "offline=1")
@@ -60,7 +60,7 @@ def test_each_fact_can_fail() -> None:
 
 def test_ends() -> None:
     poweroff = BY_NAME["linux-pvh-poweroff"]
-    ok = {"rc": 0, "stdout": report(GOOD_NODES, GOOD_DIST), "stderr": ""}
+    ok = {"rc": 0, "stdout": report(MEMORY_ONLY_NODE1, GOOD_DIST, online=1), "stderr": ""}
     assert linux.check(poweroff.expect, "poweroff", ok) == []
     assert linux.check(poweroff.expect, "poweroff", dict(ok, rc=4))
     panic = BY_NAME["linux-panic"]
@@ -68,17 +68,47 @@ def test_ends() -> None:
     assert linux.check(panic.expect, "panic", crash) == []
     assert linux.check(panic.expect, "panic", dict(crash, stderr=""))
     one = report("node id=0 cpus=0 mem_total=0x1c000000 mem_free=0x1a000000",
-                 "distance from=0 dist=10").replace("count=8 online=8", "count=4 online=4")
+                 "distance from=0 dist=10", online=1).replace("count=8 online=8", "count=4 online=4")
     reboot = BY_NAME["linux-reboot"]
     assert linux.check(reboot.expect, "reboot", {"rc": 4, "stdout": one, "stderr": ""}) == []
     assert linux.check(reboot.expect, "reboot", {"rc": 0, "stdout": one, "stderr": ""})
 
 
-def test_environment_hang_only_in_the_test_host() -> None:
-    hung = {"venue": "testhost", "timed_out": True, "hung_attempts": [{}] * 4,
-            "stderr": "memvisor: vCPU 0 at stop: rip=0xffffffff81a5a1a9 rflags=0x2"}
-    why = linux.environment_hang("linux", hung)
-    assert why and "all 5 boots" in why and "rip=0xffffffff81a5a1a9" in why
-    assert linux.environment_hang("linux", dict(hung, venue="native")) is None
-    assert linux.environment_hang("probe", hung) is None
-    assert linux.environment_hang("linux", dict(hung, timed_out=False)) is None
+def test_a_linux_case_that_hung_in_every_boot_fails_with_where_it_hung() -> None:
+    from conformance import run
+    case = BY_NAME["linux-numa2"]
+    hung = {"name": case.name, "venue": "testhost", "timed_out": True, "rc": None, "stdout": "",
+            "hung_attempts": [{}] * (linux.ATTEMPTS - 1), "setup_errors": [],
+            "stderr": "memvisor: vCPU 0 at stop: rip=0xffffffff81a5a1a9 rflags=0x2\n"
+                      "memvisor: vCPU 0 stack text: ffffffff81a59b29 ffffffff81158915"}
+    bad = run.check(case, hung)
+    assert bad and any("rip=0xffffffff81a5a1a9" in b for b in bad)
+    assert any("stack text: ffffffff81a59b29" in b for b in bad)
+
+
+def test_linux_cases_get_a_test_host_of_their_own() -> None:
+    from conformance import run
+    from memvisor.venue import Decision
+    full = cases.generate("full")
+    groups = run.plan(full, Decision("testhost", "testhost", "asked", None, 1.0))
+    assert groups["testhost-linux"] and all(c.guest == "linux" for c in groups["testhost-linux"])
+    assert not any(c.guest == "linux" for c in groups["testhost"])
+    assert len(groups["testhost"]) + len(groups["testhost-linux"]) == len(full)
+    assert linux.TESTHOST_OPTIONS == ("--smp", "1")
+
+
+def test_foreign_initrd_shell_output() -> None:
+    case = BY_NAME["linux-foreign-initrd"]
+    assert case.config.initramfs == linux.FOREIGN_INITRAMFS and "rdinit=/bin/sh" in case.config.cmdline
+    typed = "~ # echo FOREIGN online=$(cat /sys/devices/system/node/online)\n"
+    good = (typed + "FOREIGN online=0-1\r\n"
+            "FOREIGN node0 cpus=0 distance=10 20\r\nFOREIGN node1 cpus=1 distance=20 10\r\n")
+    ok = {"rc": 0, "stdout": good, "stderr": ""}
+    assert linux.check(case.expect, "shell", ok) == []
+    assert linux.check(case.expect, "shell", dict(ok, rc=143))
+    assert linux.check(case.expect, "shell", dict(ok, stdout=typed))        # never ran
+    assert linux.check(case.expect, "shell", dict(ok, stdout=good.replace("=0-1", "=0")))
+    assert linux.check(case.expect, "shell", dict(ok, stdout=good.replace("20 10", "10 10")))
+    assert linux.check(case.expect, "shell", dict(ok, stdout=good.replace("cpus=0 ", "cpus= ")))
+    extra = good + "FOREIGN node2 cpus= distance=20 20 10\n"
+    assert linux.check(case.expect, "shell", dict(ok, stdout=extra))

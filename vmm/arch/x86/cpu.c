@@ -389,6 +389,35 @@ int cpu__stop_all(struct vm *vm, char *err, size_t errlen)
 }
 
 /*
+ * The return addresses on a hung vCPU's stack say who called the code it hangs in (which lock a
+ * spinning kernel waits for, say); symbolised against the guest kernel's System.map they are a
+ * backtrace. Only words that look like x86-64 kernel text are shown, to keep the line short.
+ */
+static void cpu__report_stack(struct vm *vm, struct vcpu *v)
+{
+	enum { WORDS = 96 };
+	struct kvm_regs regs;
+	char line[WORDS * 17 + 1] = "";
+	size_t used = 0;
+
+	if (ioctl(v->fd, KVM_GET_REGS, &regs) < 0 || (regs.rsp & 7))
+		return;
+	for (unsigned w = 0; w < WORDS; w++) {
+		struct kvm_translation tr = { .linear_address = regs.rsp + 8ull * w };
+		const uint64_t *p;
+
+		if (ioctl(v->fd, KVM_TRANSLATE, &tr) < 0 || !tr.valid ||
+		    !(p = vm__gpa_to_hva(vm, tr.physical_address, 8)))
+			break;
+		if (*p >= 0xffffffff80000000ull && *p < 0xffffffffc0000000ull)
+			used += (size_t)snprintf(line + used, sizeof(line) - used, " %llx",
+						 (unsigned long long)*p);
+	}
+	if (used)
+		report("vCPU %u stack text:%s", v->id, line);
+}
+
+/*
  * Where each vCPU was when the VM stopped, for -v: a guest that hangs is killed by a signal, and
  * these lines (with the bytes at rip, through the guest's own page tables) say where it hung.
  * Joined threads only: KVM_GET_REGS on a running vCPU would wait for its KVM_RUN to return.
@@ -400,8 +429,10 @@ void cpu__report_state(struct vm *vm)
 	for (unsigned i = 0; i < vm->cfg.boot_cpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 
-		if (v->fd >= 0 && !v->started && cpu__describe(vm, v, where, sizeof(where)) == 0)
+		if (v->fd >= 0 && !v->started && cpu__describe(vm, v, where, sizeof(where)) == 0) {
 			report("vCPU %u at stop: %s", i, where);
+			cpu__report_stack(vm, v);
+		}
 	}
 }
 
