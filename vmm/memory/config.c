@@ -58,7 +58,8 @@ static const struct { enum group group; const char *alias; enum opt_id opt; } al
 
 enum arg_kind { A_KV, A_STRING, A_SERIAL, A_FLAG };
 enum arg_id { ARG_MEMORY, ARG_ZONE, ARG_NUMA, ARG_CPUS, ARG_BALLOON, ARG_KERNEL, ARG_CMDLINE,
-	      ARG_INITRAMFS, ARG_SERIAL, ARG_API_SOCKET, ARG_PRINT_LAYOUT, ARG_COUNT };
+	      ARG_INITRAMFS, ARG_SERIAL, ARG_API_SOCKET, ARG_PRINT_LAYOUT, ARG_HELP, ARG_VERSION,
+	      ARG_VERBOSE, ARG_COUNT };
 static const struct arg_desc {
 	const char *name;
 	enum arg_kind kind;
@@ -83,6 +84,10 @@ static const struct arg_desc {
 			     "REST API (Cloud Hypervisor's) on this new unix socket, mode 0600" },
 	[ARG_PRINT_LAYOUT] = { "print-layout", A_FLAG, 0, false, "",
 			       "Print the guest physical memory layout as JSON" },
+	[ARG_HELP] = { "help", A_FLAG, 0, false, "", "This text, and exit (also -h)" },
+	[ARG_VERSION] = { "version", A_FLAG, 0, false, "", "memvisor's version, and exit" },
+	[ARG_VERBOSE] = { "verbose", A_FLAG, 0, false, "",
+			  "Zone mappings and device accesses on stderr (also -v)" },
 };
 
 /* One parsed value of a key; the union holds the default when the key was not given. */
@@ -510,22 +515,32 @@ struct argv_values {
 	const char *v[ARG_COUNT][MAX_ZONES > MAX_NUMA_NODES ? MAX_ZONES : MAX_NUMA_NODES];
 };
 
+/* Where an option may start: the short forms of --help and --verbose, never an option's value. */
+static const char *option_word(const char *w)
+{
+	return !strcmp(w, "-h") ? "--help" : !strcmp(w, "-v") ? "--verbose" : w;
+}
+
 static int collect(struct argv_values *av, int argc, char **argv, char *err, size_t errlen)
 {
 	for (int i = 1; i < argc; i++) {
-		const char *name, *eq;
+		const char *word = option_word(argv[i]), *name, *eq;
 		const struct arg_desc *d;
 		int a, max;
 
-		if (strncmp(argv[i], "--", 2))
+		if (strncmp(word, "--", 2))
 			return error(err, errlen, "'%s': unexpected argument (options start with --)",
-				     argv[i]);
-		name = argv[i] + 2;
+				     quote(word).s);
+		name = word + 2;
 		eq = strchr(name, '=');
 		d = find_arg(name, eq ? (size_t)(eq - name) : strlen(name));
-		if (!d)
-			return error(err, errlen, "--%.*s: unknown option (see --help)",
-				     (int)(eq ? eq - name : (long)strlen(name)), name);
+		if (!d) {
+			char *bad = strndup(name, eq ? (size_t)(eq - name) : strlen(name));
+
+			error(err, errlen, "--%s: unknown option (see --help)", bad ? quote(bad).s : "?");
+			free(bad);
+			return -1;
+		}
 		a = (int)(d - args);
 		max = a == ARG_ZONE ? MAX_ZONES : a == ARG_NUMA ? MAX_NUMA_NODES : 1;
 		if (av->n[a] && !d->multi)
@@ -543,7 +558,7 @@ static int collect(struct argv_values *av, int argc, char **argv, char *err, siz
 				return error(err, errlen, "--%s: more than %d values", d->name, max);
 			av->v[a][av->n[a]++] = eq ? eq + 1 : argv[++i];
 			eq = NULL;
-		} while (d->multi && i + 1 < argc && strncmp(argv[i + 1], "--", 2));
+		} while (d->multi && i + 1 < argc && strncmp(option_word(argv[i + 1]), "--", 2));
 	}
 	return 0;
 }
@@ -689,7 +704,11 @@ int config__parse(struct vm_config *cfg, int argc, char **argv, char *err, size_
 	if (!av)
 		return error(err, errlen, "out of memory");
 	ret = collect(av, argc, argv, err, errlen);
-	if (!ret)
+	cfg->help = av->n[ARG_HELP] > 0;
+	cfg->version = av->n[ARG_VERSION] > 0;
+	cfg->verbose = av->n[ARG_VERBOSE] > 0;
+	/* --help answers whatever the rest says, as it did before any parsing */
+	if (!ret && !cfg->help && !cfg->version)
 		ret = parse_args(cfg, av, err, errlen);
 	free(av);
 	if (ret)
@@ -742,7 +761,7 @@ void config__print_help(FILE *out)
 			fputc('\n', out);
 		}
 	}
-	fprintf(out, "  --help, --version\n\n"
+	fprintf(out, "\n"
 		"Sizes are bytes with an optional K, M, G or T suffix (powers of 1024, either case).\n"
 		"Booleans: on, off, true, false. Lists: [a,b,...], a single element, or the older\n"
 		"a:b:c; vCPU ranges a-b. --numa also accepts the older id= for guest_numa_id.\n"

@@ -526,6 +526,44 @@ static void test_hostile_values(void **state)
 	ERR(msg, "--memory", arg);
 }
 
+/* -h, -v, --help, --version and --verbose are flags where an option may start, never a value. */
+static void test_main_flags(void **state)
+{
+	struct vm_config cfg;
+	char err[512];
+
+	(void)state;
+	OK(&cfg, "--cmdline", "-v", "--initramfs", "-h");
+	assert_string_equal(cfg.cmdline, "-v");
+	assert_string_equal(cfg.initramfs, "-h");
+	assert_false(cfg.help || cfg.verbose || cfg.version);
+	config__free(&cfg);
+	ok_args(&cfg, ARGV("--kernel", "-h"));
+	assert_string_equal(cfg.kernel, "-h");
+	assert_false(cfg.help);
+	config__free(&cfg);
+	/* after a zone's values: -v cannot be one (not key=value), so it is the flag */
+	OK(&cfg, "--memory", "size=0", "--memory-zone", "id=a,size=1G", "-v", "--cmdline=--help");
+	assert_int_equal(cfg.nzones, 1);
+	assert_true(cfg.verbose);
+	assert_false(cfg.help);
+	assert_string_equal(cfg.cmdline, "--help");
+	config__free(&cfg);
+	OK(&cfg, "--verbose");
+	assert_true(cfg.verbose);
+	config__free(&cfg);
+	/* --help answers without the rest being parsed, as before any option is checked */
+	assert_int_equal(config__parse(&cfg, 4, ARGV("--memory", "size=bogus", "-h"), err,
+				       sizeof(err)), 0);
+	assert_true(cfg.help);
+	config__free(&cfg);
+	assert_int_equal(config__parse(&cfg, 2, ARGV("--version"), err, sizeof(err)), 0);
+	assert_true(cfg.version);
+	config__free(&cfg);
+	ERR("--cmdline: missing value", "--cmdline", "--help");
+	ERR("'-x': unexpected argument (options start with --)", "-x");
+}
+
 static void test_too_many_values(void **state)
 {
 	char *argv[80], ids[40][32], *nodes[40];
@@ -617,6 +655,7 @@ int main(void)
 		cmocka_unit_test(test_every_option_accepted),
 		cmocka_unit_test(test_parse_errors),
 		cmocka_unit_test(test_hostile_values),
+		cmocka_unit_test(test_main_flags),
 		cmocka_unit_test(test_too_many_values),
 		cmocka_unit_test(test_help),
 	};

@@ -107,7 +107,7 @@ int boot__check_cmdline(const struct boot_image *img, const char *cmdline, char 
 	if (len >= BOOT_CMDLINE_MAX)
 		return error(err, errlen, "--cmdline: %zu bytes, at most %llu", len,
 			     BOOT_CMDLINE_MAX - 1);
-	return img->proto->check_cmdline ? img->proto->check_cmdline(img, len, err, errlen) : 0;
+	return img && img->proto->check_cmdline ? img->proto->check_cmdline(img, len, err, errlen) : 0;
 }
 
 int boot__setup(struct vm *vm, const struct boot_image *img, char *err, size_t errlen)
