@@ -111,6 +111,7 @@ def hostile_line(name: str, d: Path) -> tuple[list[str], str, str]:
     zones = ["--memory", "size=0", "--memory-zone"]
     (d / "f").write_bytes(b"")
     os.link(d / "f", d / "hard")
+    os.mkfifo(d / "fifo")
     return {
         "same-file-hard-link": (
             [*kernel, *zones, f"id=a,size=128M,shared=on,file={d}/f",
@@ -131,6 +132,10 @@ def hostile_line(name: str, d: Path) -> tuple[list[str], str, str]:
                       "--memory-zone", "File name too long"),
         "long-id": ([*kernel, *zones, f"id={'x' * 10000},size=128M"], "--memory-zone",
                     "is longer than 63 characters"),
+        "kernel-fifo": (["--kernel", f"{d}/fifo", "--memory", "size=64M"], "--kernel",
+                        "is not a non-empty regular file"),
+        "long-kernel-path": (["--kernel", f"{d}/{'y' * 5000}", "--memory", "size=64M"],
+                             "--kernel", "File name too long"),
         "kernel-dash-h": (["--kernel", "-h", "--memory", "size=64M"], "--kernel",
                           "cannot open '-h'"),
         "layout-long-cmdline": (["--memory", "size=64M", "--cmdline", "x" * 70000,
@@ -145,7 +150,8 @@ def listing(d: Path) -> list[str]:
 
 @pytest.mark.parametrize("name", [
     "same-file-hard-link", "same-new-file", "proc-self-mem", "newline-in-id", "escapes-in-value",
-    "long-file", "long-id", "kernel-dash-h", "layout-long-cmdline", "cpus-boot-256"])
+    "long-file", "long-id", "kernel-fifo", "long-kernel-path", "kernel-dash-h",
+    "layout-long-cmdline", "cpus-boot-256"])
 def test_hostile_command_line(tmp_path: Path, name: str) -> None:
     """Status 1, one line naming the option and the reason, nothing to a terminal, no file left."""
     if not PROBE.exists():

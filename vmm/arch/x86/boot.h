@@ -42,7 +42,7 @@ struct pvh_segment {
 /* A kernel file, read and judged; the protocol's part is filled by its parse and place. */
 struct boot_image {
 	const struct boot_proto *proto;
-	char *path;			/* for messages */
+	char *path;			/* for messages: quote()d */
 	uint8_t *file;
 	size_t file_size;
 	uint8_t *initramfs;		/* NULL without --initramfs */
