@@ -140,7 +140,8 @@ def hostile_line(name: str, d: Path) -> tuple[list[str], str, str]:
                           "cannot open '-h'"),
         "layout-long-cmdline": (["--memory", "size=64M", "--cmdline", "x" * 70000,
                                  "--print-layout"], "--cmdline", "70000 bytes, at most 65535"),
-        "cpus-boot-256": ([*kernel, "--cpus", "boot=256"], "--cpus", "boot=256 is above 255"),
+        "cpus-boot-256": ([*kernel, "--cpus", "boot=256"], "--cpus",
+                          "boot=256 is above the maximum of 255"),
     }[name]
 
 

@@ -446,9 +446,13 @@ int config__validate(struct vm_config *cfg, const struct host_info *host, char *
 		return error(err, errlen, "--kernel: missing (required unless --print-layout)");
 	if (!cfg->boot_cpus)
 		return error(err, errlen, "--cpus: boot must be at least 1");
-	/* vCPU ids are u8 in the spec's --numa cpus; max defaults to boot: name what was given */
+	/*
+	 * vCPU ids are u8 in the spec's --numa cpus. max defaults to boot: name what was given
+	 * ("max" still in it, the oracle's keyword for the rule).
+	 */
 	if (cfg->boot_cpus > 255)
-		return error(err, errlen, "--cpus: boot=%u is above 255", cfg->boot_cpus);
+		return error(err, errlen, "--cpus: boot=%u is above the maximum of 255",
+			     cfg->boot_cpus);
 	if (cfg->max_cpus > 255)
 		return error(err, errlen, "--cpus: max=%u is above 255", cfg->max_cpus);
 	if (cfg->boot_cpus > cfg->max_cpus)

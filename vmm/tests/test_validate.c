@@ -210,8 +210,8 @@ static void test_cpus_balloon_rules(void **state)
 	ERR("--cpus: boot=4 is above max=2", "--cpus", "boot=4,max=2");
 	ERR("--cpus: max=256 is above 255", "--cpus", "boot=1,max=256");
 	/* max defaults to boot: the message names what was written */
-	ERR("--cpus: boot=300 is above 255", "--cpus", "boot=300");
-	ERR("--cpus: boot=256 is above 255", "--cpus", "boot=256,max=256");
+	ERR("--cpus: boot=300 is above the maximum of 255", "--cpus", "boot=300");
+	ERR("--cpus: boot=256 is above the maximum of 255", "--cpus", "boot=256,max=256");
 	OK(&cfg, "--cpus", "boot=255", "--numa", "guest_numa_id=0,cpus=[0-254]");
 	config__free(&cfg);
 	ERR("--balloon: size 1G is not smaller than the guest RAM 1G", "--memory", "size=1G",
