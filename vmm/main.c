@@ -56,14 +56,23 @@ static void main__restore_terminal(void)
 	serial__restore_terminal(&the_vm);
 }
 
-/* Checks that need the kernel image and the layout, before any memory is mapped. */
+/*
+ * Checks that need the kernel image and the layout, before any memory is mapped. --print-layout
+ * makes them too: it accepts what a run accepts. Without a kernel (--print-layout's choice) only
+ * the command line's room is known; returns NULL then.
+ */
 static struct boot_image *vm__load_boot_files(struct vm *vm)
 {
 	struct boot_image *img;
 	char err[512];
 
-	if (!vm->cfg.kernel)
+	if (!vm->cfg.kernel && !vm->cfg.print_layout)
 		die("--kernel: missing (a PVH ELF image or a Linux bzImage to boot)");
+	if (!vm->cfg.kernel) {
+		if (boot__check_cmdline(NULL, vm->cfg.cmdline, err, sizeof(err)) < 0)
+			die("%s", err);
+		return NULL;
+	}
 	img = boot__load_kernel(vm->cfg.kernel, err, sizeof(err));
 	if (!img ||
 	    (vm->cfg.initramfs && boot__load_initramfs(img, vm->cfg.initramfs, err, sizeof(err)) < 0) ||
@@ -138,41 +147,34 @@ int main(int argc, char **argv)
 	vm__init(vm);
 	if (clock_gettime(CLOCK_MONOTONIC, &vm->start) < 0)
 		die_perror("clock_gettime");
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) {
-			/* Not a configuration option: take it out before the parser sees argv. */
-			vm->verbose = true;
-			memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof(*argv));
-			argc--;
-			i--;
-			continue;
-		}
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			config__print_help(stdout);
-			return 0;
-		}
-		if (!strcmp(argv[i], "--version")) {
-			printf("memvisor %s\n", MEMVISOR_VERSION);
-			return 0;
-		}
+	if (config__parse(&vm->cfg, argc, argv, err, sizeof(err)) < 0)
+		die("%s", err);
+	if (vm->cfg.help) {
+		config__print_help(stdout);
+		return 0;
 	}
+	if (vm->cfg.version) {
+		printf("memvisor %s\n", MEMVISOR_VERSION);
+		return 0;
+	}
+	vm->verbose = vm->cfg.verbose;
 	vm__catch_signals(vm);
 	/* A raw terminal is given back on every way out, exit() and die() included. */
 	if (atexit(main__restore_terminal) != 0)
 		die("atexit failed");
-	if (config__parse(&vm->cfg, argc, argv, err, sizeof(err)) < 0 ||
-	    host__probe(&vm->host, err, sizeof(err)) < 0 ||
+	if (host__probe(&vm->host, err, sizeof(err)) < 0 ||
 	    config__validate(&vm->cfg, &vm->host, err, sizeof(err)) < 0 ||
 	    layout__build(&vm->layout, &vm->cfg, err, sizeof(err)) < 0)
 		die("%s", err);
+	img = vm__load_boot_files(vm);
 	if (vm->cfg.print_layout) {
+		boot__free(img);
 		layout__print_json(&vm->layout, &vm->cfg, stdout);
 		vm__stop(vm, 0);
 		status = vm__teardown(vm);
 		config__free(&vm->cfg);
 		return status;
 	}
-	img = vm__load_boot_files(vm);
 	/* No KVM needed: a bad --serial file= is refused here, before any guest memory. */
 	if (vm__init_devices(vm, err, sizeof(err)) < 0)
 		die("%s", err);

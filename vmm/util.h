@@ -25,8 +25,21 @@ void report(const char *fmt, ...) __printf(1, 2);
 			    __LINE__, #e, errno, strerror(errno), ##__VA_ARGS__);            \
 	} while (0)
 
-/* snprintf into an error buffer, returning -1, for the "return error(...)" idiom. */
+/*
+ * snprintf into an error buffer, returning -1, for the "return error(...)" idiom. Like die() and
+ * report(), it escapes control characters (\n, \x1b) of whatever the message quotes: every
+ * message stays one harmless line.
+ */
 int error(char *err, size_t errlen, const char *fmt, ...) __printf(3, 4);
+
+/*
+ * A value the user gave, as a message echoes it: escaped, and when that is longer than QUOTE_MAX
+ * characters its beginning and "...(N bytes)", so that the reason after it always fits the line.
+ * error(err, errlen, "--x: '%s': reason", quote(val).s). Leaves errno as it was.
+ */
+#define QUOTE_MAX 64
+struct quoted { char s[QUOTE_MAX + 32]; };
+struct quoted quote(const char *s);
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define ALIGN_UP(x, a) (((x) + (a) - 1) & ~((__typeof__(x))(a) - 1))

@@ -32,17 +32,15 @@ void api_reply__free(struct api_reply *reply)
 
 void api_reply__text(struct api_reply *reply, unsigned status, const char *fmt, ...)
 {
-	char line[1024];
+	char raw[1024], line[1024];
 	size_t n;
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
-	/* One line whatever a message quoted (a zone id, a JSON parser's text). */
-	for (char *p = line; *p; p++)
-		if (*p == '\n' || *p == '\r')
-			*p = ' ';
+	/* One harmless line whatever a message quoted (a URL, a zone id, a JSON parser's text). */
+	error(line, sizeof(line), "%s", raw);
 	n = strlen(line);
 	api_reply__free(reply);
 	*reply = (struct api_reply){ .status = status, .content_type = "text/plain" };
@@ -289,12 +287,12 @@ void api__route(struct vm *vm, const char *method, const char *url, const char *
 			if (!strcmp(url + strlen(API_PREFIX), routes[i].path))
 				rt = &routes[i];
 	if (!rt) {
-		api_reply__text(reply, HTTP_NOT_FOUND, "%s: no such endpoint", url);
+		api_reply__text(reply, HTTP_NOT_FOUND, "%s: no such endpoint", quote(url).s);
 		return;
 	}
 	if (strcmp(method, rt->method)) {
 		api_reply__text(reply, HTTP_METHOD_NOT_ALLOWED, "%s: takes %s, not %s", rt->path,
-				rt->method, method);
+				rt->method, quote(method).s);
 		reply->allow = rt->method;
 		return;
 	}

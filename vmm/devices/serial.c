@@ -341,7 +341,7 @@ static int serial__close(struct vm *vm, struct serial *s, char *err, size_t errl
 	int r = 0;
 
 	if (s->owns_fd && close(s->out_fd) < 0)
-		r = error(err, errlen, "--serial: closing '%s': %s", vm->cfg.serial_file,
+		r = error(err, errlen, "--serial: closing '%s': %s", quote(vm->cfg.serial_file).s,
 			  strerror(errno));
 	s->out_fd = -1;
 	return r;
@@ -364,8 +364,8 @@ static int serial__init(struct vm *vm, char *err, size_t errlen)
 	case SERIAL_FILE:
 		s->out_fd = open(vm->cfg.serial_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (s->out_fd < 0) {
-			error(err, errlen, "--serial: cannot open '%s': %s", vm->cfg.serial_file,
-			      strerror(errno));
+			error(err, errlen, "--serial: cannot open '%s': %s",
+			      quote(vm->cfg.serial_file).s, strerror(errno));
 			free(s);
 			return -1;
 		}

@@ -58,7 +58,8 @@ static const struct { enum group group; const char *alias; enum opt_id opt; } al
 
 enum arg_kind { A_KV, A_STRING, A_SERIAL, A_FLAG };
 enum arg_id { ARG_MEMORY, ARG_ZONE, ARG_NUMA, ARG_CPUS, ARG_BALLOON, ARG_KERNEL, ARG_CMDLINE,
-	      ARG_INITRAMFS, ARG_SERIAL, ARG_API_SOCKET, ARG_PRINT_LAYOUT, ARG_COUNT };
+	      ARG_INITRAMFS, ARG_SERIAL, ARG_API_SOCKET, ARG_PRINT_LAYOUT, ARG_HELP, ARG_VERSION,
+	      ARG_VERBOSE, ARG_COUNT };
 static const struct arg_desc {
 	const char *name;
 	enum arg_kind kind;
@@ -83,6 +84,10 @@ static const struct arg_desc {
 			     "REST API (Cloud Hypervisor's) on this new unix socket, mode 0600" },
 	[ARG_PRINT_LAYOUT] = { "print-layout", A_FLAG, 0, false, "",
 			       "Print the guest physical memory layout as JSON" },
+	[ARG_HELP] = { "help", A_FLAG, 0, false, "", "This text, and exit (also -h)" },
+	[ARG_VERSION] = { "version", A_FLAG, 0, false, "", "memvisor's version, and exit" },
+	[ARG_VERBOSE] = { "verbose", A_FLAG, 0, false, "",
+			  "Zone mappings and device accesses on stderr (also -v)" },
 };
 
 /* One parsed value of a key; the union holds the default when the key was not given. */
@@ -182,13 +187,13 @@ static int elems_init(struct elems *e, const char *val, const char *opt, const c
 	if (bracket != (len > 0 && val[len - 1] == ']') || (bracket && len < 2) ||
 	    strpbrk(val + bracket, "[") || strchr(val, ']') != (bracket ? val + len - 1 : NULL))
 		return error(err, errlen, "%s: %s=%s: a list is [a,b,...] or a single element",
-			     opt, key, val);
+			     opt, key, quote(val).s);
 	e->buf = strndup(val + bracket, len - 2 * bracket);
 	if (!e->buf)
 		return error(err, errlen, "%s: out of memory", opt);
 	if (!*e->buf) {
 		free(e->buf);
-		return error(err, errlen, "%s: %s=%s: empty list", opt, key, val);
+		return error(err, errlen, "%s: %s=%s: empty list", opt, key, quote(val).s);
 	}
 	e->p = e->buf;
 	return 0;
@@ -214,7 +219,7 @@ static int convert_list(int o, const char *key, const char *val, struct optval *
 		char *sep;
 
 		if (!*x) {
-			ret = error(err, errlen, "%s: %s=%s: empty list element", opt, key, val);
+			ret = error(err, errlen, "%s: %s=%s: empty list element", opt, key, quote(val).s);
 			break;
 		}
 		switch (opts[o].type) {
@@ -225,13 +230,13 @@ static int convert_list(int o, const char *key, const char *val, struct optval *
 			if (parse_u64_max(x, UINT64_MAX, &a) ||
 			    (sep && parse_u64_max(sep, UINT64_MAX, &b)))
 				ret = error(err, errlen, "%s: %s=%s: '%s' is not a number or a range a-b",
-					    opt, key, val, x);
+					    opt, key, quote(val).s, quote(x).s);
 			else if (sep && a >= b)
 				ret = error(err, errlen, "%s: %s=%s: range %" PRIu64 "-%" PRIu64
-					    " must go upwards", opt, key, val, a, b);
+					    " must go upwards", opt, key, quote(val).s, a, b);
 			else if ((sep ? b : a) >= MAX_VCPUS)
 				ret = error(err, errlen, "%s: %s=%s: vCPU %" PRIu64 " is above 255",
-					    opt, key, val, sep ? b : a);
+					    opt, key, quote(val).s, sep ? b : a);
 			else
 				for (uint64_t c = a; c <= (sep ? b : a); c++, out->cpus.n++)
 					out->cpus.bits[c / 8] |= (uint8_t)(1u << (c % 8));
@@ -242,10 +247,10 @@ static int convert_list(int o, const char *key, const char *val, struct optval *
 				*sep++ = '\0';
 			if (!sep || parse_u64_max(x, UINT32_MAX, &a) || parse_u64_max(sep, 255, &d))
 				ret = error(err, errlen, "%s: %s=%s: expected node@distance with a "
-					    "distance of 0-255", opt, key, val);
+					    "distance of 0-255", opt, key, quote(val).s);
 			else if (out->dist.n == MAX_NUMA_NODES)
 				ret = error(err, errlen, "%s: %s=%s: more than %d distances", opt,
-					    key, val, MAX_NUMA_NODES);
+					    key, quote(val).s, MAX_NUMA_NODES);
 			else
 				out->dist.d[out->dist.n++] = (struct numa_distance){ (uint32_t)a,
 										     (uint8_t)d };
@@ -253,10 +258,10 @@ static int convert_list(int o, const char *key, const char *val, struct optval *
 		case T_STRING_LIST:
 			if (strlen(x) >= ZONE_ID_MAX)
 				ret = error(err, errlen, "%s: %s=%s: '%s' is longer than %d characters",
-					    opt, key, val, x, ZONE_ID_MAX - 1);
+					    opt, key, quote(val).s, quote(x).s, ZONE_ID_MAX - 1);
 			else if (out->ids.n == MAX_ZONES)
 				ret = error(err, errlen, "%s: %s=%s: more than %d elements", opt, key,
-					    val, MAX_ZONES);
+					    quote(val).s, MAX_ZONES);
 			else
 				strcpy(out->ids.id[out->ids.n++], x);
 			break;
@@ -282,17 +287,17 @@ static int convert(int o, const char *key, const char *val, struct optval *out, 
 	case T_SIZE:
 		if (parse_size(val, &out->u64))
 			return error(err, errlen, "%s: %s=%s: not a size (a number with an optional "
-				     "K, M, G or T suffix, below 16E)", opt, key, val);
+				     "K, M, G or T suffix, below 16E)", opt, key, quote(val).s);
 		return 0;
 	case T_BOOL:
 		if (parse_bool(val, &out->b))
 			return error(err, errlen, "%s: %s=%s: expected on, off, true or false", opt,
-				     key, val);
+				     key, quote(val).s);
 		return 0;
 	case T_U32:
 		if (parse_u64_max(val, UINT32_MAX, &u))
 			return error(err, errlen, "%s: %s=%s: not a number of 0-4294967295", opt, key,
-				     val);
+				     quote(val).s);
 		out->u32 = (uint32_t)u;
 		return 0;
 	case T_STRING:
@@ -301,7 +306,7 @@ static int convert(int o, const char *key, const char *val, struct optval *out, 
 	case T_ENUM:
 		out->e = enum_index(d->values, val);
 		if (out->e < 0)
-			return error(err, errlen, "%s: %s=%s: expected %s", opt, key, val, d->values);
+			return error(err, errlen, "%s: %s=%s: expected %s", opt, key, quote(val).s, d->values);
 		return 0;
 	default:
 		return convert_list(o, key, val, out, opt, err, errlen);
@@ -348,7 +353,7 @@ static struct kv *kv_parse(enum group g, const char *opt, const char *str, char 
 		depth -= !quoted && *c == ']';
 	}
 	if (depth || quoted) {
-		error(err, errlen, "%s: unbalanced brackets or quotes in '%s'", opt, str);
+		error(err, errlen, "%s: unbalanced brackets or quotes in '%s'", opt, quote(str).s);
 		goto fail;
 	}
 	while (*str && p) {
@@ -363,7 +368,7 @@ static struct kv *kv_parse(enum group g, const char *opt, const char *str, char 
 		p = *p ? (*p = '\0', p + 1) : NULL;
 		eq = strchr(item, '=');
 		if (!eq) {
-			error(err, errlen, "%s: '%s' is not key=value", opt, item);
+			error(err, errlen, "%s: '%s' is not key=value", opt, quote(item).s);
 			goto fail;
 		}
 		*eq = '\0';
@@ -381,7 +386,7 @@ static struct kv *kv_parse(enum group g, const char *opt, const char *str, char 
 				if (opts[k].group == g)
 					n += (size_t)snprintf(keys + n, sizeof(keys) - n, "%s%s",
 							      n ? ", " : "", opts[k].name);
-			error(err, errlen, "%s: unknown key '%s' (known: %s)", opt, item, keys);
+			error(err, errlen, "%s: unknown key '%s' (known: %s)", opt, quote(item).s, keys);
 			goto fail;
 		}
 		if (!*val) {	/* "key=" means not given, as in Cloud Hypervisor */
@@ -449,13 +454,13 @@ static int fill_zone(struct zone_config *z, struct kv *kv, const char *str, char
 	const char *id = kv->v[O_ZONE_id].s;
 
 	if (!kv->v[O_ZONE_id].given)
-		return error(err, errlen, "--memory-zone: missing id in '%s'", str);
+		return error(err, errlen, "--memory-zone: missing id in '%s'", quote(str).s);
 	if (strlen(id) >= ZONE_ID_MAX)
-		return error(err, errlen, "--memory-zone: id '%s' is longer than %d characters", id,
+		return error(err, errlen, "--memory-zone: id '%s' is longer than %d characters", quote(id).s,
 			     ZONE_ID_MAX - 1);
 	if (!valid_zone_id(id))
 		return error(err, errlen, "--memory-zone: id '%s': use letters, digits, '_', '.' "
-			     "and '-', not starting with '__'", id);
+			     "and '-', not starting with '__'", quote(id).s);
 	strcpy(z->id, id);
 	if (!kv->v[O_ZONE_size].given)
 		return error(err, errlen, "--memory-zone: zone '%s': missing size", id);
@@ -486,7 +491,7 @@ static int fill_numa(struct numa_config *n, const struct kv *kv, const char *str
 		     size_t errlen)
 {
 	if (!kv->v[O_NUMA_guest_numa_id].given)
-		return error(err, errlen, "--numa: missing guest_numa_id in '%s'", str);
+		return error(err, errlen, "--numa: missing guest_numa_id in '%s'", quote(str).s);
 	n->guest_numa_id = kv->v[O_NUMA_guest_numa_id].u32;
 	memcpy(n->cpus, kv->v[O_NUMA_cpus].cpus.bits, sizeof(n->cpus));
 	n->ndistances = kv->v[O_NUMA_distances].dist.n;
@@ -510,22 +515,32 @@ struct argv_values {
 	const char *v[ARG_COUNT][MAX_ZONES > MAX_NUMA_NODES ? MAX_ZONES : MAX_NUMA_NODES];
 };
 
+/* Where an option may start: the short forms of --help and --verbose, never an option's value. */
+static const char *option_word(const char *w)
+{
+	return !strcmp(w, "-h") ? "--help" : !strcmp(w, "-v") ? "--verbose" : w;
+}
+
 static int collect(struct argv_values *av, int argc, char **argv, char *err, size_t errlen)
 {
 	for (int i = 1; i < argc; i++) {
-		const char *name, *eq;
+		const char *word = option_word(argv[i]), *name, *eq;
 		const struct arg_desc *d;
 		int a, max;
 
-		if (strncmp(argv[i], "--", 2))
+		if (strncmp(word, "--", 2))
 			return error(err, errlen, "'%s': unexpected argument (options start with --)",
-				     argv[i]);
-		name = argv[i] + 2;
+				     quote(word).s);
+		name = word + 2;
 		eq = strchr(name, '=');
 		d = find_arg(name, eq ? (size_t)(eq - name) : strlen(name));
-		if (!d)
-			return error(err, errlen, "--%.*s: unknown option (see --help)",
-				     (int)(eq ? eq - name : (long)strlen(name)), name);
+		if (!d) {
+			char *bad = strndup(name, eq ? (size_t)(eq - name) : strlen(name));
+
+			error(err, errlen, "--%s: unknown option (see --help)", bad ? quote(bad).s : "?");
+			free(bad);
+			return -1;
+		}
 		a = (int)(d - args);
 		max = a == ARG_ZONE ? MAX_ZONES : a == ARG_NUMA ? MAX_NUMA_NODES : 1;
 		if (av->n[a] && !d->multi)
@@ -543,7 +558,7 @@ static int collect(struct argv_values *av, int argc, char **argv, char *err, siz
 				return error(err, errlen, "--%s: more than %d values", d->name, max);
 			av->v[a][av->n[a]++] = eq ? eq + 1 : argv[++i];
 			eq = NULL;
-		} while (d->multi && i + 1 < argc && strncmp(argv[i + 1], "--", 2));
+		} while (d->multi && i + 1 < argc && strncmp(option_word(argv[i + 1]), "--", 2));
 	}
 	return 0;
 }
@@ -570,7 +585,7 @@ static int parse_serial(struct vm_config *cfg, const char *v, char *err, size_t 
 		if (!cfg->serial_file)
 			return error(err, errlen, "--serial: out of memory");
 	} else {
-		return error(err, errlen, "--serial: '%s': expected tty, off or file=PATH", v);
+		return error(err, errlen, "--serial: '%s': expected tty, off or file=PATH", quote(v).s);
 	}
 	return 0;
 }
@@ -582,14 +597,14 @@ static int parse_api_socket(struct vm_config *cfg, const char *v, char *err, siz
 	const char *path = v;
 
 	if (!strncmp(v, "fd=", 3))
-		return error(err, errlen, "--api-socket: '%s': fd= is not supported, give path=PATH", v);
+		return error(err, errlen, "--api-socket: '%s': fd= is not supported, give path=PATH", quote(v).s);
 	if (!strncmp(v, "path=", 5))
 		path = v + 5;
 	if (!*path)
-		return error(err, errlen, "--api-socket: '%s': expected path=PATH or PATH", v);
+		return error(err, errlen, "--api-socket: '%s': expected path=PATH or PATH", quote(v).s);
 	if (strlen(path) >= sizeof(sun.sun_path))
 		return error(err, errlen, "--api-socket: '%s' is longer than a unix socket's %zu bytes",
-			     path, sizeof(sun.sun_path) - 1);
+			     quote(path).s, sizeof(sun.sun_path) - 1);
 	cfg->api_socket = strdup(path);
 	return cfg->api_socket ? 0 : error(err, errlen, "--api-socket: out of memory");
 }
@@ -689,7 +704,11 @@ int config__parse(struct vm_config *cfg, int argc, char **argv, char *err, size_
 	if (!av)
 		return error(err, errlen, "out of memory");
 	ret = collect(av, argc, argv, err, errlen);
-	if (!ret)
+	cfg->help = av->n[ARG_HELP] > 0;
+	cfg->version = av->n[ARG_VERSION] > 0;
+	cfg->verbose = av->n[ARG_VERBOSE] > 0;
+	/* --help answers whatever the rest says, as it did before any parsing */
+	if (!ret && !cfg->help && !cfg->version)
 		ret = parse_args(cfg, av, err, errlen);
 	free(av);
 	if (ret)
@@ -742,7 +761,7 @@ void config__print_help(FILE *out)
 			fputc('\n', out);
 		}
 	}
-	fprintf(out, "  --help, --version\n\n"
+	fprintf(out, "\n"
 		"Sizes are bytes with an optional K, M, G or T suffix (powers of 1024, either case).\n"
 		"Booleans: on, off, true, false. Lists: [a,b,...], a single element, or the older\n"
 		"a:b:c; vCPU ranges a-b. --numa also accepts the older id= for guest_numa_id.\n"
@@ -769,7 +788,7 @@ struct size_str config__size_str(uint64_t v)
 int config__zone_error(const struct vm_config *cfg, const struct zone_config *z, char *err,
 		       size_t errlen, const char *fmt, ...)
 {
-	char msg[256];
+	char msg[512];
 	va_list ap;
 
 	va_start(ap, fmt);

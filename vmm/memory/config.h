@@ -75,6 +75,7 @@ struct vm_config {
 	char *api_socket;		/* --api-socket path; NULL: no REST API */
 	struct balloon_config balloon;
 	bool print_layout;
+	bool help, version, verbose;	/* main's own: -h/--help, --version, -v/--verbose */
 };
 
 /* What the host offers, read from sysfs by host__probe(); tests fill it by hand. */
@@ -94,7 +95,7 @@ struct host_info {
 
 /*
  * Parse argv into cfg. Returns 0, or -1 with a one-line message "--option: reason" in err.
- * --help and --version are not handled here (main does).
+ * --help (-h) and --version, where an option may start, set help or version and nothing else.
  */
 int config__parse(struct vm_config *cfg, int argc, char **argv, char *err, size_t errlen);
 

@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <limits.h>
+#include <linux/magic.h>
 #include <stdarg.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -16,7 +18,6 @@
 #include "util.h"
 
 
-#define HUGETLBFS_MAGIC_NR 0x958458f6
 /* Cloud Hypervisor virtio-devices/src/mem.rs: VIRTIO_MEM_ALIGN_SIZE, VIRTIO_MEM_DEFAULT_BLOCK_SIZE */
 #define VIRTIO_MEM_REGION_ALIGN (128 * MiB)
 #define VIRTIO_MEM_BLOCK_SIZE (2 * MiB)
@@ -55,7 +56,7 @@ uint64_t config__zone_page_size(const struct vm_config *cfg, const struct zone_c
 	 * memory_zone_get_align_size() finds with statfs; other files use the base page.
 	 */
 	if (!z->hugepages && z->file && statfs(z->file, &st) == 0 &&
-	    (unsigned long)st.f_type == HUGETLBFS_MAGIC_NR && st.f_bsize > 0)
+	    (unsigned long)st.f_type == HUGETLBFS_MAGIC && st.f_bsize > 0)
 		return (uint64_t)st.f_bsize;
 	return backing_page_size(z->hugepages, z->hugepage_size, host);
 }
@@ -88,6 +89,34 @@ static int check_hugepages(const char *opt, const char *who, bool hugepages, uin
 }
 
 /*
+ * Pseudo file systems whose "regular files" are kernel interfaces, not storage: /proc/self/mem
+ * would stat as an empty regular file and fail only at mmap, after earlier zones were made.
+ */
+static const struct { unsigned long magic; const char *name; } pseudo_fs[] = {
+	{ PROC_SUPER_MAGIC, "procfs" }, { SYSFS_MAGIC, "sysfs" }, { DEBUGFS_MAGIC, "debugfs" },
+	{ TRACEFS_MAGIC, "tracefs" }, { SECURITYFS_MAGIC, "securityfs" },
+	{ CGROUP_SUPER_MAGIC, "cgroupfs" }, { CGROUP2_SUPER_MAGIC, "cgroup2fs" },
+	{ BPF_FS_MAGIC, "bpffs" }, { EFIVARFS_MAGIC, "efivarfs" }, { PSTOREFS_MAGIC, "pstorefs" },
+	{ SELINUX_MAGIC, "selinuxfs" }, { SMACK_MAGIC, "smackfs" },
+};
+
+static int check_file_system(const struct vm_config *cfg, const struct zone_config *z,
+			     const char *path, char *err, size_t errlen)
+{
+	struct statfs fs;
+
+	if (statfs(path, &fs) < 0)
+		return config__zone_error(cfg, z, err, errlen, "file '%s': %s", quote(z->file).s,
+					  strerror(errno));
+	for (size_t i = 0; i < ARRAY_SIZE(pseudo_fs); i++)
+		if ((unsigned long)fs.f_type == pseudo_fs[i].magic)
+			return config__zone_error(cfg, z, err, errlen, "file '%s': on %s, a kernel "
+						  "interface, not storage for guest memory",
+						  quote(z->file).s, pseudo_fs[i].name);
+	return 0;
+}
+
+/*
  * file=: what backing.c will do with the path must be possible, so that a bad file= of a later
  * zone is refused before an earlier zone is mapped and prefaulted. An existing path is opened
  * read-write (a regular file) or gets a temporary file (a directory); a missing one is created.
@@ -95,31 +124,85 @@ static int check_hugepages(const char *opt, const char *who, bool hugepages, uin
 static int check_file(const struct vm_config *cfg, const struct zone_config *z, char *err,
 		      size_t errlen)
 {
-	char parent[4096];
+	const struct quoted file = quote(z->file);
+	char parent[PATH_MAX];
 	const char *dir;
 	struct stat st;
 
 	if (stat(z->file, &st) == 0) {
 		if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
 			return config__zone_error(cfg, z, err, errlen, "file '%s': not a regular file or a "
-					  "directory", z->file);
+					  "directory", file.s);
+		if (check_file_system(cfg, z, z->file, err, errlen))
+			return -1;
 		if (access(z->file, S_ISDIR(st.st_mode) ? W_OK | X_OK : R_OK | W_OK) < 0)
-			return config__zone_error(cfg, z, err, errlen, "file '%s': %s", z->file,
+			return config__zone_error(cfg, z, err, errlen, "file '%s': %s", file.s,
 					  strerror(errno));
 		return 0;
 	}
 	if (errno != ENOENT)
-		return config__zone_error(cfg, z, err, errlen, "file '%s': %s", z->file, strerror(errno));
+		return config__zone_error(cfg, z, err, errlen, "file '%s': %s", file.s, strerror(errno));
+	/* backing.c's O_CREAT | O_EXCL would find the link and its plain open the missing target */
+	if (lstat(z->file, &st) == 0)
+		return config__zone_error(cfg, z, err, errlen, "file '%s': a symbolic link to a "
+					  "missing file", file.s);
 	if ((size_t)snprintf(parent, sizeof(parent), "%s", z->file) >= sizeof(parent))
-		return config__zone_error(cfg, z, err, errlen, "file '%s': path too long", z->file);
+		return config__zone_error(cfg, z, err, errlen, "file '%s': path too long", file.s);
 	/* dirname() may modify its argument (it gets the copy) or return a static "." */
 	dir = dirname(parent);
 	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
 		return config__zone_error(cfg, z, err, errlen, "file '%s': directory '%s' does not exist",
-				  z->file, dir);
+				  file.s, quote(dir).s);
+	if (check_file_system(cfg, z, dir, err, errlen))
+		return -1;
 	if (access(dir, W_OK | X_OK) < 0)
 		return config__zone_error(cfg, z, err, errlen, "file '%s': cannot create it in '%s': %s",
-				  z->file, dir, strerror(errno));
+				  file.s, quote(dir).s, strerror(errno));
+	return 0;
+}
+
+/*
+ * The file a zone's file= names however it is spelled (hard link, symlink, "./"): an existing
+ * file's inode, or where a missing one will be created. False for a directory, where each zone
+ * gets a temporary file of its own. check_file has accepted path.
+ */
+struct file_id { bool exists; dev_t dev; ino_t ino; char path[PATH_MAX]; };
+
+static bool file_id(const char *path, struct file_id *id)
+{
+	char copy[PATH_MAX], dir[PATH_MAX];
+	struct stat st;
+	int n;
+
+	if (stat(path, &st) == 0) {
+		*id = (struct file_id){ .exists = true, .dev = st.st_dev, .ino = st.st_ino };
+		return !S_ISDIR(st.st_mode);
+	}
+	snprintf(copy, sizeof(copy), "%s", path);
+	if (!realpath(dirname(copy), dir))
+		return false;
+	snprintf(copy, sizeof(copy), "%s", path);
+	n = snprintf(id->path, sizeof(id->path), "%s/%s", dir, basename(copy));
+	id->exists = false;
+	return n > 0 && (size_t)n < sizeof(id->path);
+}
+
+/* Two zones on one file would be the same host pages at two guest addresses. */
+static int check_file_unshared(const struct vm_config *cfg, const struct zone_config *z,
+			       char *err, size_t errlen)
+{
+	struct file_id a, b;
+
+	if (!file_id(z->file, &a))
+		return 0;
+	for (const struct zone_config *o = cfg->zones; o < z; o++) {
+		if (!o->file || !file_id(o->file, &b) || a.exists != b.exists)
+			continue;
+		if (a.exists ? a.dev == b.dev && a.ino == b.ino : !strcmp(a.path, b.path))
+			return config__zone_error(cfg, z, err, errlen, "file '%s' is the file of zone "
+						  "'%s' too (two zones cannot share a backing file)",
+						  quote(z->file).s, o->id);
+	}
 	return 0;
 }
 
@@ -178,7 +261,7 @@ static int check_zone(const struct vm_config *cfg, const struct zone_config *z,
 	if (z->hotplugged_size % VIRTIO_MEM_BLOCK_SIZE)
 		return config__zone_error(cfg, z, err, errlen, "hotplugged_size %s is not a multiple of 2M "
 				  "(virtio-mem block size)", config__size_str(z->hotplugged_size).s);
-	if (z->file && check_file(cfg, z, err, errlen))
+	if (z->file && (check_file(cfg, z, err, errlen) || check_file_unshared(cfg, z, err, errlen)))
 		return -1;
 	return 0;
 }
@@ -363,7 +446,14 @@ int config__validate(struct vm_config *cfg, const struct host_info *host, char *
 		return error(err, errlen, "--kernel: missing (required unless --print-layout)");
 	if (!cfg->boot_cpus)
 		return error(err, errlen, "--cpus: boot must be at least 1");
-	if (cfg->max_cpus > 255)	/* vCPU ids are u8 in the spec's --numa cpus */
+	/*
+	 * vCPU ids are u8 in the spec's --numa cpus. max defaults to boot: name what was given
+	 * ("max" still in it, the oracle's keyword for the rule).
+	 */
+	if (cfg->boot_cpus > 255)
+		return error(err, errlen, "--cpus: boot=%u is above the maximum of 255",
+			     cfg->boot_cpus);
+	if (cfg->max_cpus > 255)
 		return error(err, errlen, "--cpus: max=%u is above 255", cfg->max_cpus);
 	if (cfg->boot_cpus > cfg->max_cpus)
 		return error(err, errlen, "--cpus: boot=%u is above max=%u", cfg->boot_cpus,

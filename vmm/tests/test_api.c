@@ -87,10 +87,20 @@ static void expect_puts(struct vm *vm, const struct put_case *c, size_t n)
 static void test_paths_and_methods(void **state)
 {
 	struct vm *vm = api_vm(VIRTIO_MEM_VM);
+	char url[3001], msg[128];
 	struct api_reply r;
 
 	(void)state;
 	expect(vm, "GET", "/api/v1/nope", NULL, 404, "/api/v1/nope: no such endpoint\n");
+	/* what the client sent comes back escaped: one line, nothing for a terminal to obey */
+	expect(vm, "GET", "/api/v1/\x1b[2Jx\ry\n", NULL, 404,
+	       "/api/v1/\\x1b[2Jx\\ry\\n: no such endpoint\n");
+	/* and a long one cut, the reason kept */
+	memset(url, 'z', sizeof(url) - 1);
+	memcpy(url, "/api/v1/", 8);
+	url[sizeof(url) - 1] = '\0';
+	snprintf(msg, sizeof(msg), "%.64s...(3000 bytes): no such endpoint\n", url);
+	expect(vm, "GET", url, NULL, 404, msg);
 	expect(vm, "GET", "/api/v2/vm.info", NULL, 404, NULL);
 	expect(vm, "GET", "/api/v1/vm.info/", NULL, 404, NULL);
 	expect(vm, "GET", "/vm.info", NULL, 404, NULL);

@@ -291,8 +291,8 @@ static void test_api_socket(void **state)
 	ERR("--api-socket: given more than once", "--api-socket", "a", "--api-socket", "b");
 	memset(long_path, 'x', 108);
 	long_path[108] = '\0';
-	snprintf(msg, sizeof(msg), "--api-socket: '%s' is longer than a unix socket's 107 bytes",
-		 long_path);
+	snprintf(msg, sizeof(msg), "--api-socket: '%.64s...(108 bytes)' is longer than a unix "
+		 "socket's 107 bytes", long_path);
 	ERR(msg, "--api-socket", long_path);
 	long_path[107] = '\0';
 	OK(&cfg, "--api-socket", long_path);
@@ -478,9 +478,9 @@ static void test_parse_errors(void **state)
 	ERR("--memory-zone: id 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx' "
 	    "is longer than 63 characters", "--memory", "size=0", "--memory-zone",
 	    "id=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx,size=1G");
-	ERR("--numa: memory_zones=[xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx]: "
-	    "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx' is longer than 63 "
-	    "characters", "--numa",
+	ERR("--numa: memory_zones=[xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	    "...(66 bytes): 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx' "
+	    "is longer than 63 characters", "--numa",
 	    "guest_numa_id=0,memory_zones=[xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx]");
 	ERR("--memory-zone: zone 'a': host_numa_node 4294967295 is not present on the host",
 	    "--memory", "size=0", "--memory-zone", "id=a,size=1G,host_numa_node=4294967295");
@@ -491,6 +491,77 @@ static void test_parse_errors(void **state)
 	ERR("--kernel: given more than once", "--kernel", "other");
 	err_args("--kernel: empty value", ARGV("--kernel", ""));
 	ERR("--cmdline: empty value", "--cmdline=");
+}
+
+/*
+ * What a hostile command line puts in a message comes out as one harmless line: control
+ * characters escaped, a long value cut to its first 64 bytes and its length, the reason kept.
+ */
+static void test_hostile_values(void **state)
+{
+	char big[10001], arg[10100], msg[512];
+
+	(void)state;
+	ERR("--memory-zone: id 'a\\nb\\x1b[2J]\\x7f\\t': use letters, digits, '_', '.' and '-', not "
+	    "starting with '__'", "--memory", "size=0", "--memory-zone",
+	    "id=a\nb\x1b[2J]\x7f\t,size=1G");
+	ERR("--\\x1b]0;owned\\x07: unknown option (see --help)", "--\x1b]0;owned\x07");
+	ERR("'\\r\\x1b[1A': unexpected argument (options start with --)", "\r\x1b[1A");
+	/* a C1 control (CSI as U+009B) is escaped, other UTF-8 is kept */
+	ERR("--serial: 'caf\xc3\xa9\\xc2\\x9b': expected tty, off or file=PATH", "--serial",
+	    "caf\xc3\xa9\xc2\x9b");
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	snprintf(arg, sizeof(arg), "id=%s,size=1G", big);
+	snprintf(msg, sizeof(msg), "--memory-zone: id '%.64s...(10000 bytes)' is longer than 63 "
+		 "characters", big);
+	ERR(msg, "--memory", "size=0", "--memory-zone", arg);
+	snprintf(msg, sizeof(msg), "--memory: size=%.64s...(10000 bytes): not a size (a number with "
+		 "an optional K, M, G or T suffix, below 16E)", big);
+	snprintf(arg, sizeof(arg), "size=%s", big);
+	ERR(msg, "--memory", arg);
+	snprintf(msg, sizeof(msg), "--memory: unknown key '%.64s...(10000 bytes)' (known: %s)", big,
+		 known("MEMORY"));
+	snprintf(arg, sizeof(arg), "%s=1", big);
+	ERR(msg, "--memory", arg);
+}
+
+/* -h, -v, --help, --version and --verbose are flags where an option may start, never a value. */
+static void test_main_flags(void **state)
+{
+	struct vm_config cfg;
+	char err[512];
+
+	(void)state;
+	OK(&cfg, "--cmdline", "-v", "--initramfs", "-h");
+	assert_string_equal(cfg.cmdline, "-v");
+	assert_string_equal(cfg.initramfs, "-h");
+	assert_false(cfg.help || cfg.verbose || cfg.version);
+	config__free(&cfg);
+	ok_args(&cfg, ARGV("--kernel", "-h"));
+	assert_string_equal(cfg.kernel, "-h");
+	assert_false(cfg.help);
+	config__free(&cfg);
+	/* after a zone's values: -v cannot be one (not key=value), so it is the flag */
+	OK(&cfg, "--memory", "size=0", "--memory-zone", "id=a,size=1G", "-v", "--cmdline=--help");
+	assert_int_equal(cfg.nzones, 1);
+	assert_true(cfg.verbose);
+	assert_false(cfg.help);
+	assert_string_equal(cfg.cmdline, "--help");
+	config__free(&cfg);
+	OK(&cfg, "--verbose");
+	assert_true(cfg.verbose);
+	config__free(&cfg);
+	/* --help answers without the rest being parsed, as before any option is checked */
+	assert_int_equal(config__parse(&cfg, 4, ARGV("--memory", "size=bogus", "-h"), err,
+				       sizeof(err)), 0);
+	assert_true(cfg.help);
+	config__free(&cfg);
+	assert_int_equal(config__parse(&cfg, 2, ARGV("--version"), err, sizeof(err)), 0);
+	assert_true(cfg.version);
+	config__free(&cfg);
+	ERR("--cmdline: missing value", "--cmdline", "--help");
+	ERR("'-x': unexpected argument (options start with --)", "-x");
 }
 
 static void test_too_many_values(void **state)
@@ -583,6 +654,8 @@ int main(void)
 		cmocka_unit_test(test_value_syntax),
 		cmocka_unit_test(test_every_option_accepted),
 		cmocka_unit_test(test_parse_errors),
+		cmocka_unit_test(test_hostile_values),
+		cmocka_unit_test(test_main_flags),
 		cmocka_unit_test(test_too_many_values),
 		cmocka_unit_test(test_help),
 	};

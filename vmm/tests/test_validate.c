@@ -1,6 +1,8 @@
 /* Unit tests of the validation rules, the host probe and zone files. */
 #include <ftw.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include "tests/config_checks.h"
 
@@ -207,7 +209,9 @@ static void test_cpus_balloon_rules(void **state)
 	ERR("--cpus: boot must be at least 1", "--cpus", "boot=0");
 	ERR("--cpus: boot=4 is above max=2", "--cpus", "boot=4,max=2");
 	ERR("--cpus: max=256 is above 255", "--cpus", "boot=1,max=256");
-	ERR("--cpus: max=300 is above 255", "--cpus", "boot=300");
+	/* max defaults to boot: the message names what was written */
+	ERR("--cpus: boot=300 is above the maximum of 255", "--cpus", "boot=300");
+	ERR("--cpus: boot=256 is above the maximum of 255", "--cpus", "boot=256,max=256");
 	OK(&cfg, "--cpus", "boot=255", "--numa", "guest_numa_id=0,cpus=[0-254]");
 	config__free(&cfg);
 	ERR("--balloon: size 1G is not smaller than the guest RAM 1G", "--memory", "size=1G",
@@ -443,20 +447,27 @@ static void test_host_probe_real(void **state)
 	assert_true(h.nnodes >= 0 && h.nnodes <= MAX_HOST_NODES);
 }
 
+/* A new directory in /tmp (the caller removes it) and an empty file "f" in it. */
+static void scratch_file(char dir[64], char file[128])
+{
+	FILE *f;
+
+	snprintf(dir, 64, "/tmp/memvisor-files-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	snprintf(file, 128, "%s/f", dir);
+	f = fopen(file, "w");
+	assert_non_null(f);
+	assert_int_equal(fclose(f), 0);
+}
+
 /* file=: what backing.c will open or create must be possible, checked before any zone is made. */
 static void test_zone_files(void **state)
 {
 	char dir[64], file[128], bad[256], msg[512];
 	struct vm_config cfg;
-	FILE *f;
 
 	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/memvisor-files-XXXXXX");
-	assert_non_null(mkdtemp(dir));
-	snprintf(file, sizeof(file), "%s/f", dir);
-	f = fopen(file, "w");
-	assert_non_null(f);
-	assert_int_equal(fclose(f), 0);
+	scratch_file(dir, file);
 
 	/* an existing file, a directory, a missing file in an existing directory */
 	snprintf(bad, sizeof(bad), "id=b,size=1G,file=%s/new", dir);
@@ -496,6 +507,104 @@ static void test_zone_files(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/* One file behind two zones, however named, would be the same host pages twice in the guest. */
+static void test_zone_files_shared(void **state)
+{
+	char dir[64], file[128], hard[128], sym[128], a[512], b[512], msg[512];
+	struct vm_config cfg;
+
+	(void)state;
+	scratch_file(dir, file);
+	snprintf(hard, sizeof(hard), "%s/hard", dir);
+	snprintf(sym, sizeof(sym), "%s/sym", dir);
+	assert_int_equal(link(file, hard), 0);
+	assert_int_equal(symlink("f", sym), 0);
+
+	snprintf(a, sizeof(a), "id=a,size=128M,shared=on,file=%s", file);
+	for (const char *other = file; other; other = other == file ? hard : other == hard ? sym : NULL) {
+		snprintf(b, sizeof(b), "id=b,size=128M,shared=on,file=%s", other);
+		snprintf(msg, sizeof(msg), "--memory-zone: zone 'b': file '%s' is the file of zone 'a' "
+			 "too (two zones cannot share a backing file)", other);
+		ERR(msg, "--memory", "size=0", "--memory-zone", a, b);
+	}
+	/* not there yet: the same name through another spelling of its directory */
+	snprintf(a, sizeof(a), "id=a,size=128M,file=%s/new", dir);
+	snprintf(b, sizeof(b), "id=b,size=128M,file=%s/../%s/./new", dir, dir + 5);
+	snprintf(msg, sizeof(msg), "--memory-zone: zone 'b': file '%s/../%s/./new' is the file of "
+		 "zone 'a' too (two zones cannot share a backing file)", dir, dir + 5);
+	ERR(msg, "--memory", "size=0", "--memory-zone", a, b);
+	/* a directory gives each zone a temporary file of its own */
+	snprintf(a, sizeof(a), "id=a,size=128M,shared=on,file=%s", dir);
+	snprintf(b, sizeof(b), "id=b,size=128M,shared=on,file=%s/", dir);
+	OK(&cfg, "--memory", "size=0", "--memory-zone", a, b);
+	config__free(&cfg);
+	/* a link to nothing: backing.c could neither create nor open it */
+	assert_int_equal(unlink(sym), 0);
+	assert_int_equal(symlink("missing", sym), 0);
+	snprintf(a, sizeof(a), "id=a,size=128M,file=%s", sym);
+	snprintf(msg, sizeof(msg), "--memory-zone: zone 'a': file '%s': a symbolic link to a missing "
+		 "file", sym);
+	ERR(msg, "--memory", "size=0", "--memory-zone", a);
+	assert_int_equal(unlink(sym), 0);
+	assert_int_equal(unlink(hard), 0);
+	assert_int_equal(unlink(file), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
+/*
+ * Only storage backs a zone: not a device, a fifo, a socket, nor a kernel interface that stats
+ * as a regular file (procfs, sysfs). Each is refused by validation, before any zone is made.
+ */
+static void test_zone_files_not_storage(void **state)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	char dir[64], path[512], arg[640], msg[640], big[301];
+	int sock;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/memvisor-files-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	ERR("--memory-zone: zone 'b': file '/proc/self/mem': on procfs, a kernel interface, not "
+	    "storage for guest memory", "--memory", "size=0", "--memory-zone",
+	    "id=a,size=128M,prefault=on", "id=b,size=128M,file=/proc/self/mem");
+	ERR("--memory-zone: zone 'a': file '/proc/memvisor-new': on procfs, a kernel interface, not "
+	    "storage for guest memory", "--memory", "size=0", "--memory-zone",
+	    "id=a,size=128M,file=/proc/memvisor-new");
+	ERR("--memory-zone: zone 'a': file '/proc': on procfs, a kernel interface, not storage for "
+	    "guest memory", "--memory", "size=0", "--memory-zone", "id=a,size=128M,file=/proc");
+	ERR("--memory-zone: zone 'a': file '/sys/kernel/mm/transparent_hugepage/enabled': on "
+	    "sysfs, a kernel interface, not storage for guest memory", "--memory", "size=0",
+	    "--memory-zone", "id=a,size=128M,file=/sys/kernel/mm/transparent_hugepage/enabled");
+	ERR("--memory-zone: zone 'a': file '/dev/zero': not a regular file or a directory",
+	    "--memory", "size=0", "--memory-zone", "id=a,size=128M,file=/dev/zero");
+	snprintf(path, sizeof(path), "%s/fifo", dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	snprintf(arg, sizeof(arg), "id=a,size=128M,file=%s", path);
+	snprintf(msg, sizeof(msg), "--memory-zone: zone 'a': file '%s': not a regular file or a "
+		 "directory", path);
+	ERR(msg, "--memory", "size=0", "--memory-zone", arg);
+	assert_int_equal(unlink(path), 0);
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/sock", dir);
+	sock = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_true(sock >= 0);
+	assert_int_equal(bind(sock, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	snprintf(arg, sizeof(arg), "id=a,size=128M,file=%s", sun.sun_path);
+	snprintf(msg, sizeof(msg), "--memory-zone: zone 'a': file '%s': not a regular file or a "
+		 "directory", sun.sun_path);
+	ERR(msg, "--memory", "size=0", "--memory-zone", arg);
+	assert_int_equal(close(sock), 0);
+	assert_int_equal(unlink(sun.sun_path), 0);
+	/* a name the file system refuses: the reason survives a long path, cut to its start */
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	snprintf(arg, sizeof(arg), "id=a,size=128M,file=%s/%s", dir, big);
+	snprintf(path, sizeof(path), "%s/%s", dir, big);
+	snprintf(msg, sizeof(msg), "--memory-zone: zone 'a': file '%.64s...(%zu bytes)': File name "
+		 "too long", path, strlen(dir) + 1 + strlen(big));
+	ERR(msg, "--memory", "size=0", "--memory-zone", arg);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -508,6 +617,8 @@ int main(void)
 		cmocka_unit_test(test_hugepage_pools),
 		cmocka_unit_test(test_zone_page_size),
 		cmocka_unit_test(test_zone_files),
+		cmocka_unit_test(test_zone_files_shared),
+		cmocka_unit_test(test_zone_files_not_storage),
 		cmocka_unit_test(test_validate_hand_built),
 		cmocka_unit_test_teardown(test_host_probe_tree, remove_root),
 		cmocka_unit_test(test_host_probe_real),

@@ -19,23 +19,25 @@ static const struct boot_proto *const boot_protos[] = { &pvh_proto, &bzimage_pro
 static int read_file(const char *path, uint8_t **buf, size_t *size, const char *opt, char *err,
 		     size_t errlen)
 {
+	const struct quoted name = quote(path);
 	struct stat st;
 	ssize_t n;
 	size_t done = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a fifo would block the open, with the stop signals blocked (main.c) */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 
 	*buf = NULL;
 	if (fd < 0)
-		return error(err, errlen, "%s: cannot open '%s': %s", opt, path, strerror(errno));
+		return error(err, errlen, "%s: cannot open '%s': %s", opt, name.s, strerror(errno));
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
 		close(fd);
-		return error(err, errlen, "%s: '%s' is not a non-empty regular file", opt, path);
+		return error(err, errlen, "%s: '%s' is not a non-empty regular file", opt, name.s);
 	}
 	*size = (size_t)st.st_size;
 	*buf = malloc(*size);
 	if (!*buf) {
 		close(fd);
-		return error(err, errlen, "%s: out of memory for '%s'", opt, path);
+		return error(err, errlen, "%s: out of memory for '%s'", opt, name.s);
 	}
 	while (done < *size) {
 		n = read(fd, *buf + done, *size - done);
@@ -45,13 +47,13 @@ static int read_file(const char *path, uint8_t **buf, size_t *size, const char *
 			if (e == EINTR)
 				continue;
 			close(fd);
-			error(err, errlen, "%s: reading '%s': %s", opt, path, strerror(e));
+			error(err, errlen, "%s: reading '%s': %s", opt, name.s, strerror(e));
 			goto fail;
 		}
 		done += (size_t)n;
 	}
 	if (close(fd) < 0) {
-		error(err, errlen, "%s: closing '%s': %s", opt, path, strerror(errno));
+		error(err, errlen, "%s: closing '%s': %s", opt, name.s, strerror(errno));
 		goto fail;
 	}
 	return 0;
@@ -65,7 +67,7 @@ struct boot_image *boot__load_kernel(const char *path, char *err, size_t errlen)
 {
 	struct boot_image *img = calloc(1, sizeof(*img));
 
-	if (!img || !(img->path = strdup(path))) {
+	if (!img || !(img->path = strdup(quote(path).s))) {
 		free(img);
 		error(err, errlen, "--kernel: out of memory");
 		return NULL;
@@ -107,7 +109,7 @@ int boot__check_cmdline(const struct boot_image *img, const char *cmdline, char 
 	if (len >= BOOT_CMDLINE_MAX)
 		return error(err, errlen, "--cmdline: %zu bytes, at most %llu", len,
 			     BOOT_CMDLINE_MAX - 1);
-	return img->proto->check_cmdline ? img->proto->check_cmdline(img, len, err, errlen) : 0;
+	return img && img->proto->check_cmdline ? img->proto->check_cmdline(img, len, err, errlen) : 0;
 }
 
 int boot__setup(struct vm *vm, const struct boot_image *img, char *err, size_t errlen)

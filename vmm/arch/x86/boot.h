@@ -42,7 +42,7 @@ struct pvh_segment {
 /* A kernel file, read and judged; the protocol's part is filled by its parse and place. */
 struct boot_image {
 	const struct boot_proto *proto;
-	char *path;			/* for messages */
+	char *path;			/* for messages: quote()d */
 	uint8_t *file;
 	size_t file_size;
 	uint8_t *initramfs;		/* NULL without --initramfs */
@@ -93,6 +93,7 @@ extern const struct boot_proto pvh_proto, bzimage_proto;
 struct boot_image *boot__load_kernel(const char *path, char *err, size_t errlen);
 int boot__load_initramfs(struct boot_image *img, const char *path, char *err, size_t errlen);
 int boot__check_kernel(struct boot_image *img, const struct layout *l, char *err, size_t errlen);
+/* img NULL (--print-layout without --kernel): the limit every kernel has. */
 int boot__check_cmdline(const struct boot_image *img, const char *cmdline, char *err,
 			size_t errlen);
 /* Write kernel, boot data and tables into guest memory; vm->boot_cpu says where to start. */
