@@ -29,8 +29,8 @@ static void copy(struct probe_dev *out, const struct acpi_dev *d)
 
 int probe_acpi__find_hid(const void *dsdt, const char *hid, struct probe_dev *out, int max)
 {
-	struct acpi_dev d[64];
-	int n = acpi_find_hid(dsdt, hid, d, max < 64 ? max : 64);
+	static struct acpi_dev d[PROBE_DEV_MAX];
+	int n = acpi_find_hid(dsdt, hid, d, max < PROBE_DEV_MAX ? max : PROBE_DEV_MAX);
 
 	for (int i = 0; i < n; i++)
 		copy(&out[i], &d[i]);

@@ -23,6 +23,7 @@ struct probe_dev {
  */
 const void *probe_acpi__dsdt(uint64_t rsdp, uint64_t limit);
 /* acpi_find_hid and acpi_find_device of guests/lib/acpi.c on that DSDT. */
+#define PROBE_DEV_MAX 256	/* at most as many devices as this per call */
 int probe_acpi__find_hid(const void *dsdt, const char *hid, struct probe_dev *out, int max);
 bool probe_acpi__find_device(const void *dsdt, const char *name, struct probe_dev *out);
 
