@@ -6,6 +6,7 @@
 #   make conformance  the full conformance matrix (harness/, conformance/)
 #   make bench      benchmarks; make bench-check compares with bench/baseline.json
 #   make SANITIZE=1 ...  build with ASan and UBSan (into build/asan/)
+#   make fuzz       every libFuzzer target of fuzz/ for FUZZ_TIME seconds (fuzz/README.md)
 
 PYTHON   ?= /usr/bin/python3
 CC       ?= gcc
@@ -41,12 +42,12 @@ SHARD    ?=
 HEADERS  := libfdt.h numa.h json-c/json.h microhttpd.h curl/curl.h cmocka.h
 MISSING  := $(strip $(foreach h,$(HEADERS),$(if $(wildcard /usr/include/$(h) /usr/include/*/$(h)),,$(h))))
 ifneq ($(MISSING),)
-ifeq ($(filter deps test conformance bench bench-check clean linux-guest,$(MAKECMDGOALS)),)
+ifeq ($(filter deps test conformance bench bench-check clean linux-guest fuzz,$(MAKECMDGOALS)),)
 $(error missing $(MISSING): run `make deps` as root (ci/deps.sh installs the Debian packages), or use `make test` / `make conformance`, which install them first)
 endif
 endif
 
-.PHONY: all deps memvisor remote guests unit test pytest conformance bench bench-check clean
+.PHONY: all deps memvisor remote guests unit test pytest conformance bench bench-check clean fuzz fuzz-build
 all: memvisor remote guests
 
 deps:
@@ -107,7 +108,45 @@ $(BUILD)/bench/native: bench/native.c $(LIB_OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
 -include $(BUILD)/bench/native.d
 
-clean:
-	rm -rf build/obj build/asan build/tests build/memvisor build/memvisor-remote build/guests build/linux
+# ---- libFuzzer targets: one fuzz/TARGET.c each, linked with the VMM built by clang ----
+FUZZ_CC      ?= clang
+FUZZ_TIME    ?= 600
+FUZZ_BUILD   := build/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -Ivmm -I. -MMD -MP $(FUZZ_SAN)
+FUZZ_TARGETS := $(sort $(basename $(notdir $(wildcard fuzz/*.c))))
+FUZZ_OBJS    := $(LIB_OBJS:$(BUILD)/obj/%=$(FUZZ_BUILD)/obj/%)
+# The probe's ACPI parser, hosted: the acpi target checks the tables with the guest's own code.
+FUZZ_PROBE   := $(FUZZ_BUILD)/obj/guests/lib/acpi.o $(FUZZ_BUILD)/obj/fuzz/lib/probe_acpi.o
 
--include $(shell find $(BUILD)/obj $(BUILD)/guests -name '*.d' 2>/dev/null)
+fuzz-build: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%)
+
+# Pattern-built objects would otherwise be deleted as intermediates after each link.
+.SECONDARY: $(FUZZ_OBJS) $(FUZZ_PROBE)
+
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-build
+	@fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_TIME) $(FUZZ_TARGETS)
+
+$(FUZZ_BUILD)/obj/vmm/%.o: vmm/%.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+# guest.h redeclares printf and friends as the guests' own: not the C library's here.
+$(FUZZ_BUILD)/obj/guests/lib/%.o $(FUZZ_BUILD)/obj/fuzz/lib/%.o: CFLAGS_GUEST := -ffreestanding -fno-builtin -Iguests/lib
+$(FUZZ_BUILD)/obj/guests/lib/%.o: guests/lib/%.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(CFLAGS_GUEST) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_BUILD)/obj/fuzz/lib/%.o: fuzz/lib/%.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(CFLAGS_GUEST) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_BUILD)/%: fuzz/%.c $(FUZZ_OBJS) $(FUZZ_PROBE)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $(filter %.c %.o,$^) $(LDLIBS)
+
+clean:
+	rm -rf build/fuzz build/obj build/asan build/tests build/memvisor build/memvisor-remote build/guests build/linux
+
+-include $(shell find $(BUILD)/obj $(BUILD)/guests $(FUZZ_BUILD) -name '*.d' 2>/dev/null)

@@ -5,7 +5,7 @@ set -eu
 
 PKGS="build-essential pkg-config
 libcmocka-dev libfdt-dev libnuma-dev libjson-c-dev libmicrohttpd-dev libcurl4-openssl-dev
-acpica-tools
+acpica-tools clang libclang-rt-14-dev
 qemu-system-x86 qemu-utils busybox-static cpio kmod numactl
 python3 python3-pytest python3-matplotlib
 hyperfine"

@@ -26,8 +26,9 @@ struct api_reply {
 
 /*
  * Answer one complete request: method and url as the client sent them (url without the query),
- * body of len bytes (not NUL-terminated, may be NULL when len is 0). Never fails: every outcome,
- * out of memory included, is a status. Main thread.
+ * body of len bytes followed by a NUL, which the JSON parser reads (server.c's buffer has it;
+ * may be NULL when len is 0). Never fails: every outcome, out of memory included, is a status.
+ * Main thread.
  */
 void api__route(struct vm *vm, const char *method, const char *url, const char *body, size_t len,
 		struct api_reply *reply);
