@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
+#include "arch/x86/platform.h"
 #include "memory/config.h"
 #include "memory/numa.h"
 #include "util.h"
@@ -437,6 +438,27 @@ static int check_pools(const struct vm_config *cfg, const struct host_info *host
 	return 0;
 }
 
+/*
+ * Every virtio-mmio device (a virtio-mem region per zone with hotplug_size, the balloon) and the
+ * GED take an IOAPIC pin above the ISA IRQs: more than fit is refused here, naming the options
+ * that ask for them, not by the device start-up after memory was mapped.
+ */
+static int check_interrupt_lines(const struct vm_config *cfg, char *err, size_t errlen)
+{
+	const unsigned lines = IOAPIC_NR_PINS - ISA_NR_IRQS - 1;	/* one for the GED */
+	unsigned regions = 0;
+
+	for (int i = 0; i < cfg->nzones; i++)
+		regions += cfg->zones[i].hotplug_size != 0;
+	if (regions + cfg->balloon.enabled <= lines)
+		return 0;
+	return error(err, errlen, "%s: %u virtio-mem regions%s need %u interrupt lines, and "
+		     "memvisor has %u (IOAPIC pins %u-%u, one taken by the GED)",
+		     cfg->balloon.enabled ? "--balloon" : "--memory-zone", regions,
+		     cfg->balloon.enabled ? " and the balloon" : "",
+		     regions + cfg->balloon.enabled, lines, ISA_NR_IRQS, IOAPIC_NR_PINS - 1);
+}
+
 int config__validate(struct vm_config *cfg, const struct host_info *host, char *err, size_t errlen)
 {
 	uint64_t ram;
@@ -478,6 +500,8 @@ int config__validate(struct vm_config *cfg, const struct host_info *host, char *
 	if (cfg->balloon.enabled && cfg->balloon.size >= ram)
 		return error(err, errlen, "--balloon: size %s is not smaller than the guest RAM %s",
 			     config__size_str(cfg->balloon.size).s, config__size_str(ram).s);
+	if (check_interrupt_lines(cfg, err, errlen))
+		return -1;
 	return check_pools(cfg, host, err, errlen);
 }
 

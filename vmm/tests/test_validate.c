@@ -225,6 +225,20 @@ static void test_cpus_balloon_rules(void **state)
 	OK(&cfg, "--memory", "size=1G,hotplug_method=virtio-mem,hotplug_size=1G,hotplugged_size=512M",
 	   "--balloon", "size=1G");
 	config__free(&cfg);
+	/* 8 IOAPIC pins above the ISA IRQs: the GED and at most 7 virtio-mmio devices */
+#define VMEM_ZONES "--memory-zone", "id=a,size=128M,hotplug_size=128M", \
+	"id=b,size=128M,hotplug_size=128M", "id=c,size=128M,hotplug_size=128M", \
+	"id=d,size=128M,hotplug_size=128M", "id=e,size=128M,hotplug_size=128M", \
+	"id=f,size=128M,hotplug_size=128M", "id=g,size=128M,hotplug_size=128M"
+	OK(&cfg, "--memory", "size=0,hotplug_method=virtio-mem", VMEM_ZONES);
+	config__free(&cfg);
+	ERR("--balloon: 7 virtio-mem regions and the balloon need 8 interrupt lines, and memvisor "
+	    "has 7 (IOAPIC pins 16-23, one taken by the GED)", "--memory",
+	    "size=0,hotplug_method=virtio-mem", VMEM_ZONES, "--balloon", "size=64M");
+	ERR("--memory-zone: 8 virtio-mem regions need 8 interrupt lines, and memvisor has 7 "
+	    "(IOAPIC pins 16-23, one taken by the GED)", "--memory", "size=0,hotplug_method=virtio-mem",
+	    VMEM_ZONES, "id=h,size=128M,hotplug_size=128M");
+#undef VMEM_ZONES
 }
 
 static void test_hugepage_pools(void **state)
