@@ -6,36 +6,6 @@
  */
 #include "guest.h"
 
-#define R_MAGIC		0x000
-#define R_VERSION	0x004
-#define R_DEVICE_ID	0x008
-#define R_DEV_FEAT	0x010
-#define R_DEV_FEAT_SEL	0x014
-#define R_DRV_FEAT	0x020
-#define R_DRV_FEAT_SEL	0x024
-#define R_QUEUE_SEL	0x030
-#define R_QUEUE_NUM_MAX	0x034
-#define R_QUEUE_NUM	0x038
-#define R_QUEUE_READY	0x044
-#define R_QUEUE_NOTIFY	0x050
-#define R_STATUS	0x070
-#define R_QUEUE_DESC	0x080
-#define R_QUEUE_AVAIL	0x090
-#define R_QUEUE_USED	0x0a0
-#define R_CONFIG_GEN	0x0fc
-#define R_CONFIG	0x100
-
-#define S_ACK		1
-#define S_DRIVER	2
-#define S_DRIVER_OK	4
-#define S_FEATURES_OK	8
-#define S_NEEDS_RESET	0x40
-
-#define DESC_F_NEXT	1
-#define DESC_F_WRITE	2
-
-struct vring_desc { u64 addr; u32 len; u16 flags, next; } __packed;
-
 static void wr64(u64 reg, u64 v)
 {
 	mmio_write32(reg, (u32)v);
