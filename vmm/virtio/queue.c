@@ -117,6 +117,17 @@ enum virtq_pop virtq__pop(struct virtq *q, struct virtq_req *req, char *err, siz
 	if (q->broken)
 		return error(err, errlen, "%s: stopped until the device is reset", q->name),
 		       VIRTQ_BROKEN;
+	/*
+	 * Rings placed in virtio-mem memory that was unplugged since QueueReady: their host
+	 * pages are gone (or, on hugetlb, may not come back), so the queue cannot go on.
+	 */
+	if (vm__gpa_to_hva(q->vm, q->desc_gpa, 16ULL * q->num) != (void *)q->desc ||
+	    vm__gpa_to_hva(q->vm, q->avail_gpa, 6 + 2ULL * q->num) != (void *)q->avail ||
+	    vm__gpa_to_hva(q->vm, q->used_gpa, 6 + 8ULL * q->num) != (void *)q->used) {
+		error(err, errlen, "%s: rings no longer in guest RAM (unplugged under the queue)",
+		      q->name);
+		return broken(q, err);
+	}
 	avail_idx = __atomic_load_n(&q->avail->idx, __ATOMIC_ACQUIRE);
 	if (avail_idx == q->last_avail)
 		return VIRTQ_EMPTY;

@@ -12,7 +12,8 @@
  *    twice in one chain (loops), at most VIRTQ_MAX_SEGS buffers, device-writable buffers after
  *    the readable ones. Such a request is failed alone: it is returned to the driver as used
  *    with 0 bytes written, and logged once per queue.
- *  - per notification: an available index that moved by more than the queue size, or a head
+ *  - per notification: rings that are no longer guest RAM (virtio-mem memory unplugged under
+ *    them), an available index that moved by more than the queue size, or a head
  *    index beyond it, cannot be answered at all: the driver is broken. The queue stops
  *    (virtq__pop returns VIRTQ_BROKEN until the device is reset) and the transport is told to
  *    set DEVICE_NEEDS_RESET and raise a configuration change, as virtio 1.2, 2.1.2 asks.
