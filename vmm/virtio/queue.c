@@ -38,7 +38,7 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "virtio rings are litt
 
 void virtq__reset(struct virtq *q, struct vm *vm, uint16_t max, const char *name)
 {
-	*q = (struct virtq){ .vm = vm, .max = max, .num = max, .name = name };
+	*q = (struct virtq){ .vm = vm, .max = max, .num = max, .name = name, .logged = q->logged };
 }
 
 static void *ring(struct virtq *q, uint64_t gpa, uint64_t len, uint64_t align, const char *what,
@@ -85,9 +85,10 @@ int virtq__enable(struct virtq *q, char *err, size_t errlen)
 
 static void warn_once(struct virtq *q, const char *msg)
 {
-	if (!q->warned) {
+	if (!q->warned && q->logged < VIRTQ_LOG_MAX) {
 		q->warned = true;
-		report("%s (further bad requests on this queue are not logged)", msg);
+		report("%s (further bad requests on this queue are not logged%s)", msg,
+		       ++q->logged == VIRTQ_LOG_MAX ? ", even after a reset" : " until a reset");
 	}
 }
 

@@ -32,6 +32,7 @@ struct vm;
 
 #define VIRTQ_MAX_SIZE	1024	/* the largest queue size a device may offer */
 #define VIRTQ_MAX_SEGS	16	/* buffers in one chain: more is a failed request */
+#define VIRTQ_LOG_MAX	64	/* log lines of one queue: a driver resetting in a loop stops there */
 
 #define VIRTQ_DESC_F_NEXT	1
 #define VIRTQ_DESC_F_WRITE	2
@@ -44,7 +45,8 @@ struct virtq {
 	uint64_t desc_gpa, avail_gpa, used_gpa;
 	/* Valid while ready. */
 	bool ready, broken;
-	bool warned;		/* one log line per queue until reset */
+	bool warned;		/* one log line per queue until reset... */
+	unsigned logged;	/* ...and VIRTQ_LOG_MAX over its life: kept across resets */
 	struct virtq_desc *desc;
 	struct virtq_avail *avail;
 	struct virtq_used *used;
@@ -67,7 +69,7 @@ struct virtq_req {
 	struct virtq_seg out[VIRTQ_MAX_SEGS], in[VIRTQ_MAX_SEGS];
 };
 
-/* Back to the state after a device reset: not ready, no addresses, size max. */
+/* Back to the state after a device reset: not ready, no addresses, size max (q zeroed first). */
 void virtq__reset(struct virtq *q, struct vm *vm, uint16_t max, const char *name);
 /* QueueReady = 1: 0, or -1 with the reason in err and the queue left disabled. */
 int virtq__enable(struct virtq *q, char *err, size_t errlen);
