@@ -44,7 +44,7 @@ CASES = (
     HostileCase("hostile-vmem-balloon", VMEM, balloon="size=0,free_page_reporting=on"),
     # The same attacks, then the host's view of the region while the guest holds.
     HostileCase("hostile-vmem-hold", VMEM, balloon="size=0,free_page_reporting=on", end="hold"),
-    HostileCase("hostile-acpi-balloon", "size=512M,hotplug_method=acpi,hotplug_size=1G",
+    HostileCase("hostile-acpi-balloon", "size=256M,hotplug_method=acpi,hotplug_size=256M",
                 balloon="size=0"),
     # hugetlb with an empty pool: a device touching unplugged memory took SIGBUS.
     HostileCase("hostile-vmem-hugetlb", "size=0,hotplug_method=virtio-mem",
