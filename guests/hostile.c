@@ -7,9 +7,7 @@
  * LNRO0005 objects, the memory hotplug controller (MHPC) and the GED (GEC_) by name. Every
  * attack prints one `attack` line (guests/README.md, "Hostile guest") with what the device
  * did; the host side (conformance/hostile.py) matches each against memvisor's log.
- *
- * Each attack starts from a freshly reset and set-up device, so that the device's
- * once-per-reset log lines are there for each one.
+ * Each attack starts from a freshly reset device: memvisor's once-per-reset lines log each one.
  */
 #include "guest.h"
 
@@ -121,12 +119,6 @@ static void find_holes(void)
 
 /* ---- a virtio device driven by hand ---- */
 
-static void wr64(u64 reg, u64 v)
-{
-	mmio_write32(reg, (u32)v);
-	mmio_write32(reg + 4, (u32)(v >> 32));
-}
-
 static u32 status(const struct dev *d) { return mmio_read32(d->base + R_STATUS); }
 
 /* Queue qi with explicit size and ring addresses; true when QueueReady reads back 1. */
@@ -134,9 +126,9 @@ static bool q_setup_raw(struct dev *d, u32 qi, u32 num, u64 desc, u64 avail, u64
 {
 	mmio_write32(d->base + R_QUEUE_SEL, qi);
 	mmio_write32(d->base + R_QUEUE_NUM, num);
-	wr64(d->base + R_QUEUE_DESC, desc);
-	wr64(d->base + R_QUEUE_AVAIL, avail);
-	wr64(d->base + R_QUEUE_USED, used);
+	mmio_write64_halves(d->base + R_QUEUE_DESC, desc);
+	mmio_write64_halves(d->base + R_QUEUE_AVAIL, avail);
+	mmio_write64_halves(d->base + R_QUEUE_USED, used);
 	mmio_write32(d->base + R_QUEUE_READY, 1);
 	return mmio_read32(d->base + R_QUEUE_READY) == 1;
 }
@@ -430,7 +422,7 @@ static void setup_attacks(struct dev *d, u64 mmio)
 	/* a ready queue moved under the device */
 	if (dev_init(d, &checks[C_SETUP]) == 0) {
 		mmio_write32(d->base + R_QUEUE_SEL, 0);
-		wr64(d->base + R_QUEUE_DESC, 1ULL << 45);
+		mmio_write64_halves(d->base + R_QUEUE_DESC, 1ULL << 45);
 		mmio_write32(d->base + R_QUEUE_NUM, 3);
 		recover(d, "ready_queue_changed", USED, MUST_NOT, &checks[C_SETUP]);
 	}
@@ -438,21 +430,23 @@ static void setup_attacks(struct dev *d, u64 mmio)
 
 /* ---- the register window: every offset read at every width, random writes ---- */
 
-static void register_attacks(struct dev *d)
+/* Every offset of [base, base + len) read at 1, 2, 4 and 8 bytes, naturally aligned. */
+static u64 read_all(u64 base, u64 len)
 {
 	u64 sum = 0;
 
+	for (u64 off = 0; off < len; off++)
+		sum += mmio_read8(base + off) + (off & 1 ? 0 : mmio_read16(base + off)) +
+		       (off & 3 ? 0 : mmio_read32(base + off)) +
+		       (off & 7 ? 0 : *(volatile u64 *)(uintptr_t)(base + off));
+	return sum;
+}
+
+static void register_attacks(struct dev *d)
+{
 	if (dev_init(d, &checks[C_REGS]) < 0)
 		return;
-	for (u64 off = 0; off < 0x1000; off++) {
-		sum += mmio_read8(d->base + off);
-		if (!(off & 1))
-			sum += mmio_read16(d->base + off);
-		if (!(off & 3))
-			sum += mmio_read32(d->base + off);
-		if (!(off & 7))
-			sum += *(volatile u64 *)(uintptr_t)(d->base + off);
-	}
+	u64 sum = read_all(d->base, 0x1000);
 	/* misaligned and narrow register accesses */
 	mmio_write8(d->base + R_STATUS, 0xff);
 	*(volatile u16 *)(uintptr_t)(d->base + R_QUEUE_SEL + 2) = 0xffff;
@@ -554,6 +548,16 @@ static void vmem_attacks(struct dev *d)
 	recover(d, "vmem_requests", USED, MUST_NOT, &checks[C_VMEM]);
 }
 
+static bool plug_block0(struct dev *d)
+{
+	if (mem_req(d, REQ_PLUG, d->addr, 1, 0) != RESP_ACK) {
+		check_error(&checks[C_UNPLUGGED], "dev=%s%d plug of block 0 refused", d->kind, d->idx);
+		return false;
+	}
+	paging_map(d->addr + d->block);
+	return true;
+}
+
 /*
  * Buffers in unplugged virtio-mem memory: the device must refuse them, not touch them (a
  * hugetlb region has no pages there, and touching one may find the pool empty). Then a
@@ -573,11 +577,8 @@ static void unplugged_attacks(struct dev *d, struct dev *target)
 		check_skip(&checks[C_UNPLUGGED], "requested_size under 1 block: no self-unplug");
 		return;
 	}
-	if (mem_req(d, REQ_PLUG, d->addr, 1, 0) != RESP_ACK) {
-		check_error(&checks[C_UNPLUGGED], "dev=%s%d plug of block 0 refused", d->kind, d->idx);
+	if (!plug_block0(d))
 		return;
-	}
-	paging_map(d->addr + b);
 	/* the request and its answer inside the block it unplugs */
 	struct mem_req *req = (struct mem_req *)(uintptr_t)(d->addr + 64);
 	struct mem_resp *resp = (struct mem_resp *)(uintptr_t)(d->addr + 128);
@@ -597,6 +598,75 @@ static void unplugged_attacks(struct dev *d, struct dev *target)
 		check_error(&checks[C_UNPLUGGED], "dev=%s%d unplug_own_buffers: answer written "
 			    "into a block given back (plugged=0x%lx)", d->kind, d->idx, plugged);
 	recover(d, "unplug_own_buffers", got, MUST_NOT, &checks[C_UNPLUGGED]);
+}
+
+/*
+ * Rings in plugged virtio-mem memory that is then unplugged. Virtio-mem's own: an UNPLUG of
+ * the block holding them must be refused. Another device's (the balloon's deflate queue): the
+ * unplug is allowed, and that device must then stop the queue (DEVICE_NEEDS_RESET) rather than
+ * read rings the host gave back. Nothing here touches the block once it is unplugged.
+ */
+static void rings_attacks(struct dev *vm, struct dev *bal)
+{
+	u64 b = vm->block, ring = vm->addr;
+	u8 *mem = (u8 *)(uintptr_t)ring;
+	struct rawq *q = &vm->q[0];
+	u32 written;
+	u16 head = 0;
+	const char *why = "";
+
+	if (dev_init(vm, &checks[C_UNPLUGGED]) < 0)
+		return;
+	if (virtio_config64(&vm->v, 0x30) < b) {
+		check_skip(&checks[C_UNPLUGGED], "requested_size under 1 block: no rings attacks");
+		return;
+	}
+	if (!plug_block0(vm))
+		return;
+	/* virtio-mem's queue moved into block 0 (not ready first, as the spec allows) */
+	mmio_write32(vm->base + R_QUEUE_SEL, 0);
+	mmio_write32(vm->base + R_QUEUE_READY, 0);
+	memset(mem, 0, 4096);
+	*q = (struct rawq){ .num = QNUM, .mem = mem };
+	if (!q_setup_raw(vm, 0, QNUM, ring, ring + QAVAIL, ring + QUSED))
+		check_error(&checks[C_UNPLUGGED], "dev=%s%d queue in plugged block 0 refused",
+			    vm->kind, vm->idx);
+	int r = mem_req(vm, REQ_UNPLUG, vm->addr, 1, 0);
+	u64 plugged = vmem_plugged(vm);
+	printf("attack dev=%s%d name=unplug_own_rings answer=%s plugged=0x%lx\n", vm->kind, vm->idx,
+	       r >= 0 && r < 4 ? resp_name[r] : "none", plugged);
+	if (r != RESP_ERROR || plugged != b)
+		check_error(&checks[C_UNPLUGGED], "dev=%s%d unplug of the block holding its rings: "
+			    "answer %d plugged=0x%lx", vm->kind, vm->idx, r, plugged);
+	recover(vm, "unplug_own_rings", USED, MUST_NOT, &checks[C_UNPLUGGED]);
+	if (!bal)
+		return;
+
+	/* the balloon's deflate queue in block 0, then block 0 unplugged under it */
+	if (!plug_block0(vm))
+		return;
+	memset(&bal->v, 0, sizeof(bal->v));
+	if (virtio_open(&bal->v, bal->base, bal->id, 0, &why) < 0 || !q_setup(bal, 0)) {
+		check_error(&checks[C_UNPLUGGED], "dev=%s%d %s", bal->kind, bal->idx, why);
+		return;
+	}
+	memset(mem, 0, 4096);
+	bal->q[1] = (struct rawq){ .num = QNUM, .mem = mem };
+	if (!q_setup_raw(bal, 1, QNUM, ring, ring + QAVAIL, ring + QUSED))
+		check_error(&checks[C_UNPLUGGED], "dev=%s%d queue in plugged memory refused", bal->kind,
+			    bal->idx);
+	virtio_ready(&bal->v);
+	put_desc(bal, 1, 0, (u64)(uintptr_t)pfns, 0, 0, 0);
+	if (q_kick(bal, 1, &head, 1, 1, &written) != USED)
+		check_error(&checks[C_UNPLUGGED], "dev=%s%d no answer on rings in plugged memory",
+			    bal->kind, bal->idx);
+	if (mem_req(vm, REQ_UNPLUG, vm->addr, 1, 0) != RESP_ACK)
+		check_error(&checks[C_UNPLUGGED], "dev=%s%d unplug of another device's rings refused",
+			    vm->kind, vm->idx);
+	mmio_write32(bal->base + R_QUEUE_NOTIFY, 1);
+	recover(bal, "rings_unplugged_under_queue", (status(bal) & S_NEEDS_RESET) ? NEEDS_RESET : USED,
+		MUST, &checks[C_UNPLUGGED]);
+	recover(vm, "rings_unplugged_cleanup", USED, MUST_NOT, &checks[C_UNPLUGGED]);
 }
 
 /* ---- virtio-balloon: PFNs that are not the guest's RAM ---- */
@@ -659,20 +729,9 @@ static void balloon_attacks(struct dev *d, u64 mmio, const struct dev *vmem)
 
 static void mhpc_attacks(u64 base)
 {
-	u64 sum = 0;
-	u8 st0;
-
 	mmio_write32(base, 0);
-	st0 = mmio_read8(base + 0x14);
-	for (u64 off = 0; off < 0x20; off++) {
-		sum += mmio_read8(base + off);
-		if (!(off & 1))
-			sum += mmio_read16(base + off);
-		if (!(off & 3))
-			sum += mmio_read32(base + off);
-		if (!(off & 7))
-			sum += *(volatile u64 *)(uintptr_t)(base + off);
-	}
+	u8 st0 = mmio_read8(base + 0x14);
+	u64 sum = read_all(base, 0x20);
 	/* selectors beyond the 8 slots must not move it */
 	static const u32 sel[] = { 8, 9, 0xff, 0x80000000u, 0xffffffffu };
 	for (u32 i = 0; i < ARRAY_SIZE(sel); i++) {
@@ -752,7 +811,7 @@ int main(void)
 {
 	const struct acpi_header *dsdt = acpi_find_dsdt();
 	struct acpi_dev found[MAX_DEVS], ctl, ged;
-	struct dev *vmem = 0;
+	struct dev *vmem = 0, *bal = 0;
 	u64 mmio = 0, mhpc = 0, gedb = 0, nflood = 20000;
 	char arg[24];
 	int nvm = 0, nbal = 0;
@@ -792,6 +851,8 @@ int main(void)
 			d->region = virtio_config64(&d->v, 0x18);
 			if (!vmem)
 				vmem = d;
+		} else if (!bal) {
+			bal = d;
 		}
 		if (!mmio)
 			mmio = d->base;
@@ -818,25 +879,19 @@ int main(void)
 		else
 			balloon_attacks(d, mmio, vmem);
 	}
-	if (!vmem)
-		check_skip(&checks[C_VMEM], "no virtio-mem device");
-	if (!vmem)
-		check_skip(&checks[C_UNPLUGGED], "no virtio-mem device");
-	if (!nbal)
-		check_skip(&checks[C_BALLOON], "no virtio-balloon device");
-	if (!ndevs) {
-		check_skip(&checks[C_CHAIN], "no virtio device");
-		check_skip(&checks[C_SETUP], "no virtio device");
-		check_skip(&checks[C_REGS], "no virtio device");
-	}
+	if (vmem)
+		rings_attacks(vmem, bal);
+	for (int c = C_CHAIN; c <= C_REGS && !ndevs; c++)
+		check_skip(&checks[c], "no virtio device");
+	check_skip(&checks[C_VMEM], vmem ? 0 : "no virtio-mem device");
+	check_skip(&checks[C_UNPLUGGED], vmem ? 0 : "no virtio-mem device");
+	check_skip(&checks[C_BALLOON], bal ? 0 : "no virtio-balloon device");
+	check_skip(&checks[C_MHPC], mhpc ? 0 : "no memory hotplug controller");
+	check_skip(&checks[C_GED], gedb ? 0 : "no GED");
 	if (mhpc)
 		mhpc_attacks(mhpc);
-	else
-		check_skip(&checks[C_MHPC], "no memory hotplug controller");
 	if (gedb)
 		ged_attacks(gedb);
-	else
-		check_skip(&checks[C_GED], "no GED");
 	flood((u32)nflood);
 	ram_verify("end");
 	return checks_report(checks, C_COUNT);

@@ -72,6 +72,12 @@ static inline u16 mmio_read16(u64 addr) { return *(volatile u16 *)addr; }
 static inline u8 mmio_read8(u64 addr) { return *(volatile u8 *)addr; }
 static inline void mmio_write32(u64 addr, u32 v) { *(volatile u32 *)addr = v; }
 static inline void mmio_write8(u64 addr, u8 v) { *(volatile u8 *)addr = v; }
+/* A 64-bit register as two 32-bit writes, low half first (virtio-mmio's queue addresses) */
+static inline void mmio_write64_halves(u64 addr, u64 v)
+{
+	mmio_write32(addr, (u32)v);
+	mmio_write32(addr + 4, (u32)(v >> 32));
+}
 static inline void debug_mark(u8 code) { outb(PORT_DEBUG, code); }
 
 /* string.c */

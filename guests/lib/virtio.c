@@ -6,12 +6,6 @@
  */
 #include "guest.h"
 
-static void wr64(u64 reg, u64 v)
-{
-	mmio_write32(reg, (u32)v);
-	mmio_write32(reg + 4, (u32)(v >> 32));
-}
-
 static void barrier(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 
 int virtio_open(struct virtio_dev *d, u64 base, u32 device_id, u64 wanted, const char **why)
@@ -70,9 +64,9 @@ int virtio_queue(struct virtio_dev *d, u32 index, void *mem, u16 num, const char
 	memset(mem, 0, VIRTIO_QUEUE_BYTES);
 	q->avail_idx = q->used_idx = 0;
 	mmio_write32(b + R_QUEUE_NUM, q->num);
-	wr64(b + R_QUEUE_DESC, desc);
-	wr64(b + R_QUEUE_AVAIL, (u64)(uintptr_t)q->avail);
-	wr64(b + R_QUEUE_USED, (u64)(uintptr_t)q->used);
+	mmio_write64_halves(b + R_QUEUE_DESC, desc);
+	mmio_write64_halves(b + R_QUEUE_AVAIL, (u64)(uintptr_t)q->avail);
+	mmio_write64_halves(b + R_QUEUE_USED, (u64)(uintptr_t)q->used);
 	mmio_write32(b + R_QUEUE_READY, 1);
 	return 0;
 }

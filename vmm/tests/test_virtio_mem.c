@@ -304,6 +304,70 @@ static void test_unplugged_buffers(void **state)
 	virtio_vm_end(vm);
 }
 
+static struct virtio_mmio *named_transport(struct vm *vm, const char *name)
+{
+	for (size_t i = 0; i < vm->mmio.nranges; i++)
+		if (!strcmp(vm->mmio.ranges[i].name, name))
+			return vm->mmio.ranges[i].opaque;
+	fail_msg("no %s on the bus", name);
+	return NULL;
+}
+
+/*
+ * Rings in plugged blocks. virtio-mem's own: an UNPLUG of their block is refused. The
+ * balloon's: the unplug goes through, and the balloon's next notify finds its rings gone and
+ * asks for a reset instead of reading memory given back to the host.
+ */
+static void test_rings_unplugged(void **state)
+{
+	struct vm_config c = one_zone(64 * MiB, 128 * MiB, 8 * MiB);
+	struct vm *vm = &test_vm;
+	struct virtio_mmio *t, *bt;
+	uint64_t base, ring;
+	uint32_t s;
+	uint16_t type = UNPLUG, nb = 1, head = 0, one = 1;
+	struct drv_desc d[2];
+
+	(void)state;
+	c.balloon = (struct balloon_config){ .enabled = true, .size = 0 };
+	t = mem_up(vm, &c);
+	bt = named_transport(vm, "virtio-balloon");
+	base = cfg64(vm, t, CFG_ADDR);
+	ring = base + BLOCK;
+	assert_int_equal(request(vm, t, PLUG, base, 2, NULL), ACK);
+
+	/* virtio-mem's queue moved into block 0, then asked to unplug block 0 */
+	mmio_wr(vm, t, VIRTIO_MMIO_QUEUE_READY, 0);
+	assert_int_equal(queue_at(vm, t, 0, QSIZE, base, base + 0x1000, base + 0x2000), 1);
+	memcpy(gpa(vm, RING_BUFS, 24), &type, 2);
+	memcpy(gpa(vm, RING_BUFS + 8, 8), &base, 8);
+	memcpy(gpa(vm, RING_BUFS + 16, 2), &nb, 2);
+	d[0] = (struct drv_desc){ RING_BUFS, 24, VIRTQ_DESC_F_NEXT, 1 };
+	d[1] = (struct drv_desc){ RING_BUFS + 0x100, 10, VIRTQ_DESC_F_WRITE, 0 };
+	memcpy(gpa(vm, base, sizeof(d)), d, sizeof(d));
+	memcpy(gpa(vm, base + 0x1000 + 4, 2), &head, 2);
+	memcpy(gpa(vm, base + 0x1000 + 2, 2), &one, 2);
+	mmio_wr(vm, t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(*(uint16_t *)gpa(vm, base + 0x2000 + 2, 2), 1);
+	assert_int_equal(*(uint16_t *)gpa(vm, RING_BUFS + 0x100, 2), ERROR);
+	assert_int_equal(cfg64(vm, t, CFG_PLUGGED), 2 * BLOCK);
+	mmio_wr(vm, t, VIRTIO_MMIO_QUEUE_READY, 0);
+	assert_int_equal(queue_at(vm, t, 0, QSIZE, RING_DESC, RING_AVAIL, RING_USED), 1);
+	*avail_idx(vm) = 0;	/* a queue enabled again starts both indices at 0 */
+	*(uint16_t *)gpa(vm, RING_USED + 2, 2) = 0;
+
+	/* the balloon's deflate queue in block 1, then block 1 unplugged under it */
+	s = driver_features(vm, bt, 1ULL << VIRTIO_F_VERSION_1);
+	assert_true(s & VIRTIO_STATUS_FEATURES_OK);
+	assert_int_equal(queue_at(vm, bt, 1, 8, ring, ring + 0x1000, ring + 0x2000), 1);
+	mmio_wr(vm, bt, VIRTIO_MMIO_STATUS, s | VIRTIO_STATUS_DRIVER_OK);
+	assert_int_equal(request(vm, t, UNPLUG, ring, 1, NULL), ACK);
+	assert_false(mmio_rd(vm, bt, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
+	mmio_wr(vm, bt, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
+	assert_true(mmio_rd(vm, bt, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
+	virtio_vm_end(vm);
+}
+
 /* Private anonymous memory: an unplugged block's pages leave the process (MADV_DONTNEED). */
 static void test_release_private(void **state)
 {
@@ -414,6 +478,7 @@ int main(void)
 		cmocka_unit_test(test_release_private),
 		cmocka_unit_test(test_release_shared_file),
 		cmocka_unit_test(test_unplugged_buffers),
+		cmocka_unit_test(test_rings_unplugged),
 		cmocka_unit_test(test_dsdt_fdt),
 	};
 
