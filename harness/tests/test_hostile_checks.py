@@ -41,6 +41,7 @@ memvisor: virtio-mem (zone mem0): request 1 at 0x110000000 for 1 blocks refused:
 memvisor: virtio-mem (zone mem0): unplug of 0x0+0x200000 of the region refused: it holds the request's own buffers or rings
 memvisor: virtio-balloon queue 0: descriptor 0: 0x400000000000+24 is not in guest RAM (further bad requests on this queue are not logged until a reset)
 memvisor: virtio-balloon: inflated PFN 0x10001 (0x10001000) is not guest RAM; skipped
+memvisor: GED: write of 0x5a to its read-only register ignored (further ones are not logged)
 memvisor: debug-port code=0x10 t_us=3
 memvisor: debug-port code=0x11 t_us=4
 memvisor: debug-port code=0x12 t_us=5
@@ -121,6 +122,7 @@ def test_guest_failure_status_is_expected(matrix):
     ("unplug of 0x0+0x200000", "unplug_own_buffers"),
     ("inflated PFN 0x10001", "pfn_in_hole"),
     ("virtio-balloon queue 0: descriptor 0", "desc_beyond_phys"),
+    ("GED: write of", "register_garbage"),
 ])
 def test_unlogged_bad_request_fails(matrix, line, attack):
     r = good()
