@@ -536,7 +536,7 @@ def _full() -> tuple[Case, ...]:
         c = make_case(hc.name, hostile.config(hc), "hostile")
         if c.name in names or not isinstance(c.expect, Expectation):
             raise ValueError(f"hostile case {c.name}: duplicate name or not a valid configuration")
-        c.guest, c.end = "hostile", hc.end
+        c.guest, c.end, c.steps = "hostile", hc.end, hostile.steps(hc)
         names.add(c.name)
         out.append(c)
     quick = set(QUICK) | set(linux.QUICK) | set(resize.QUICK) | set(hostile.QUICK)

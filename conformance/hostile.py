@@ -10,6 +10,7 @@ region, huge pages missing from the pool after the end.
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -17,7 +18,7 @@ from memvisor.driver import BUILD, VmConfig
 from memvisor.oracle import Expectation
 
 from .checks import zone_lines
-from .resize import _resident
+from .resize import _resident, socket_path
 
 GUEST = BUILD / "guests" / "hostile.elf"
 MiB = 1 << 20
@@ -37,13 +38,15 @@ class HostileCase:
     zones: tuple[str, ...] = ()
     balloon: str | None = None
     end: str = "exit"        # "exit": the exit port's status; "hold": sampled, then SIGTERM
+    api: bool = False        # held: vm.info asked once the attacks are over
 
 
 VMEM = "size=256M,hotplug_method=virtio-mem,hotplug_size=256M,hotplugged_size=8M"
 CASES = (
     HostileCase("hostile-vmem-balloon", VMEM, balloon="size=0,free_page_reporting=on"),
     # The same attacks, then the host's view of the region while the guest holds.
-    HostileCase("hostile-vmem-hold", VMEM, balloon="size=0,free_page_reporting=on", end="hold"),
+    HostileCase("hostile-vmem-hold", VMEM, balloon="size=0,free_page_reporting=on", end="hold",
+                api=True),
     HostileCase("hostile-acpi-balloon", "size=256M,hotplug_method=acpi,hotplug_size=256M",
                 balloon="size=0"),
     # hugetlb with an empty pool: a device touching unplugged memory took SIGBUS.
@@ -55,7 +58,12 @@ CASES = (
 def config(c: HostileCase) -> VmConfig:
     cmdline = f"flood={FLOOD}" + (" hold" if c.end == "hold" else "")
     return VmConfig(memory=c.memory, zones=list(c.zones), kernel=GUEST, cmdline=cmdline,
-                    balloon=c.balloon)
+                    balloon=c.balloon, api_socket=socket_path(c.name) if c.api else None)
+
+
+def steps(c: HostileCase) -> tuple[dict, ...]:
+    """A held case with the API: no call, only vm.info and the host sampled (sequence.py)."""
+    return ({"name": "after-attacks", "settle": 0.2},) if c.api else ()
 
 
 # Each attack and the line memvisor must log for it ({dev}: virtio-mem or virtio-balloon).
@@ -204,10 +212,40 @@ def check_host(exp: Expectation, result: dict) -> list[str]:
         if res is not None and res > REGION_SLACK:
             bad.append(f"zone {z.zone}: its virtio-mem region holds {res // 1024} KiB on the host "
                        f"with nothing plugged")
+    for step in result.get("steps") or []:
+        bad += check_info(exp, step)
     before, after = result.get("hp_before") or {}, result.get("hp_after") or {}
     for key, n in before.items():
         if key.startswith("free_") and key in after and after[key] != n:
             bad.append(f"huge pages {key}: {n} before, {after[key]} after memvisor ended")
+    return bad
+
+
+def _values(obj, key: str) -> list:
+    """Every value of `key` anywhere in a JSON document."""
+    if isinstance(obj, dict):
+        return [v for k, v in obj.items() if k == key] + \
+            [x for v in obj.values() for x in _values(v, key)]
+    if isinstance(obj, list):
+        return [x for v in obj for x in _values(v, key)]
+    return []
+
+
+def check_info(exp: Expectation, step: dict) -> list[str]:
+    """vm.info after the attacks: nothing plugged (the guest's last reset unplugged it all), the
+    balloon empty (reset), so the guest has its boot RAM, whatever it asked for in between."""
+    if step.get("error") or step.get("info_status") != 200:
+        return [f"vm.info after the attacks: {step.get('error') or step.get('info_status')} "
+                f"{step.get('info')}"]
+    try:
+        info = json.loads(step["info"]) if isinstance(step["info"], str) else step["info"]
+    except ValueError:
+        return [f"vm.info after the attacks is not JSON: {step['info']!r}"]
+    bad = [f"vm.info: hotplugged_size {v} after the attacks, expected 0"
+           for v in _values(info.get("config"), "hotplugged_size") if v]
+    if info.get("memory_actual_size") != exp.boot_ram:
+        bad.append(f"vm.info: memory_actual_size {info.get('memory_actual_size')}, expected the "
+                   f"boot RAM {exp.boot_ram}")
     return bad
 
 

@@ -3,6 +3,8 @@ can fail the hostile guest (a crash, a hang, a sanitizer report, a wrong status,
 not logged, host state left behind) is caught."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from conformance import cases, hostile
@@ -170,3 +172,24 @@ def test_devices_must_all_be_attacked(matrix):
     r = good()
     assert any("memory hotplug controller at 0x0, expected one" in f
                for f in failures(matrix, r, "hostile-acpi-balloon"))
+
+
+def info_step(**info) -> dict:
+    body = {"config": {"memory": {"size": 256 * MiB, "hotplug_size": 256 * MiB}},
+            "state": "Running", "memory_actual_size": 256 * MiB}
+    body.update(info)
+    return {"name": "after-attacks", "info_status": 200, "info": json.dumps(body)}
+
+
+def test_vm_info_after_the_attacks(matrix):
+    """The held case asks vm.info: memory the refused requests plugged or ballooned shows."""
+    assert matrix["hostile-vmem-hold"].steps and matrix["hostile-vmem-hold"].config.api_socket
+    r = good("hold")
+    r["steps"] = [info_step()]
+    assert failures(matrix, r, "hostile-vmem-hold") == []
+    r["steps"] = [info_step(memory_actual_size=258 * MiB)]
+    assert any("memory_actual_size" in f for f in failures(matrix, r, "hostile-vmem-hold"))
+    r["steps"] = [info_step(config={"memory": {"hotplugged_size": 2 * MiB}})]
+    assert any("hotplugged_size 2097152" in f for f in failures(matrix, r, "hostile-vmem-hold"))
+    r["steps"] = [{"name": "after-attacks", "info_status": None, "info": "connection refused"}]
+    assert any("vm.info after the attacks" in f for f in failures(matrix, r, "hostile-vmem-hold"))
