@@ -31,7 +31,7 @@ from memvisor.oracle import Expectation, HostFacts, Rejection, RULES, evaluate
 from memvisor.pairwise import Pairwise, allpairs
 from memvisor.sizes import parse_size
 
-from . import linux, resize
+from . import hostile, linux, resize
 
 PROBE = BUILD / "guests" / "probe.elf"
 CMDLINE = "hold=1"        # the probe prints its report, then halts until the harness stops it
@@ -51,9 +51,10 @@ class Case:
     setup: tuple[str, ...] = ()       # shell commands inside the test host, before the VMM
     teardown: tuple[str, ...] = ()    # after it
     files: tuple[str, ...] = ()       # paths whose state the runner records afterwards
-    guest: str = "probe"              # "probe", "linux" (conformance/linux.py) or "resize"
-                                      # (conformance/resize.py)
-    end: str = "hold"                 # how the guest ends: hold (SIGTERM after the report) or,
+    guest: str = "probe"              # "probe", "linux" (conformance/linux.py), "resize"
+                                      # (conformance/resize.py) or "hostile" (hostile.py)
+    end: str = "hold"                 # how the guest ends: hold (SIGTERM after the report), exit
+                                      # (the exit port: hostile cases) or,
                                       # for Linux, poweroff, reboot, panic or watch (resizes)
     steps: tuple[dict, ...] = ()      # resize sequences: the API calls (conformance/resize.py)
 
@@ -530,7 +531,15 @@ def _full() -> tuple[Case, ...]:
             c.end = "watch"      # a new report after each change (guests/linux/init)
         names.add(c.name)
         out.append(c)
-    quick = set(QUICK) | set(linux.QUICK) | set(resize.QUICK)
+    # Hostile guest cases: the guest attacks the devices, the host must survive (hostile.py).
+    for hc in hostile.CASES:
+        c = make_case(hc.name, hostile.config(hc), "hostile")
+        if c.name in names or not isinstance(c.expect, Expectation):
+            raise ValueError(f"hostile case {c.name}: duplicate name or not a valid configuration")
+        c.guest, c.end, c.steps = "hostile", hc.end, hostile.steps(hc)
+        names.add(c.name)
+        out.append(c)
+    quick = set(QUICK) | set(linux.QUICK) | set(resize.QUICK) | set(hostile.QUICK)
     missing = quick - names
     if missing:
         raise ValueError(f"QUICK names no case: {sorted(missing)}")

@@ -25,7 +25,7 @@ from memvisor.runner import TesthostOptions, run_cases
 
 from . import cases as matrix
 from . import needs, results
-from . import linux, resize
+from . import hostile, linux, resize
 from .checks import check_boot, check_host, check_rejection, setup_failures
 from .results import Outcome
 
@@ -64,6 +64,9 @@ def check(case: matrix.Case, result: dict) -> list[str]:
         return [f"lost: {result['lost']}"]
     if not case.valid:
         return check_rejection(case.expect, result)
+    if case.guest == "hostile":
+        return hostile.check(hostile.by_name(case.name), case.expect, result) + \
+            setup_failures(result)
     if case.steps and case.guest == "linux":
         return resize.check_linux(case.expect, list(case.steps), result) + setup_failures(result)
     if case.steps:

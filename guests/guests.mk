@@ -14,7 +14,7 @@ GUEST_CFLAGS  := -std=gnu11 -O2 -Wall -Wextra -Werror -ffreestanding -nostdlib \
 		 -Iguests/lib -MMD -MP
 GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,-T,guests/lib/guest.ld -Wl,--build-id=none \
 		 -Wl,-z,max-page-size=0x1000 -Wl,-z,noexecstack
-GUEST_NAMES   := probe fault resize
+GUEST_NAMES   := probe fault resize hostile
 GUEST_LIB_OBJS := $(patsubst guests/lib/%,$(GUEST_OBJDIR)/lib/%.o,$(basename \
 		  $(sort $(wildcard guests/lib/*.c guests/lib/*.S))))
 GUEST_ELFS    := $(GUEST_NAMES:%=$(GUEST_OUT)/%.elf)

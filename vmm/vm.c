@@ -38,6 +38,13 @@ void *vm__gpa_to_hva(struct vm *vm, uint64_t gpa, uint64_t len)
 		if (r->zone < 0 || gpa < r->gpa || gpa - r->gpa > r->size ||
 		    len > r->size - (gpa - r->gpa))
 			continue;
+		/*
+		 * An unplugged block is not the guest's: a device that touched it would allocate
+		 * host memory the guest gave back, or, on hugetlb with an empty pool, take SIGBUS.
+		 */
+		if (r->kind == RANGE_VIRTIO_MEM &&
+		    !virtio_mem__range_plugged(vm, r->zone, gpa - r->gpa, len))
+			return NULL;
 		return (uint8_t *)vm->backings[r->zone].host + r->zone_offset + (gpa - r->gpa);
 	}
 	/* The ACPI hotplug area has no zone: its memory is the DIMMs plugged so far. */

@@ -95,7 +95,11 @@ struct vm {
 /* A VM before setup: nothing open, nothing mapped, VM_CREATED. */
 void vm__init(struct vm *vm);
 
-/* Host address of guest physical [gpa, gpa+len), or NULL when not all in one RAM range. */
+/*
+ * Host address of guest physical [gpa, gpa+len), or NULL when not all in one RAM range or, in
+ * a virtio-mem region, not all in plugged blocks. Takes the virtio-mem device's lock: never
+ * call it with that lock held.
+ */
 void *vm__gpa_to_hva(struct vm *vm, uint64_t gpa, uint64_t len);
 /* Copy into guest memory during setup: -1 and err when the range is not guest RAM. */
 int vm__write(struct vm *vm, uint64_t gpa, const void *src, uint64_t len, char *err,

@@ -72,6 +72,12 @@ static inline u16 mmio_read16(u64 addr) { return *(volatile u16 *)addr; }
 static inline u8 mmio_read8(u64 addr) { return *(volatile u8 *)addr; }
 static inline void mmio_write32(u64 addr, u32 v) { *(volatile u32 *)addr = v; }
 static inline void mmio_write8(u64 addr, u8 v) { *(volatile u8 *)addr = v; }
+/* A 64-bit register as two 32-bit writes, low half first (virtio-mmio's queue addresses) */
+static inline void mmio_write64_halves(u64 addr, u64 v)
+{
+	mmio_write32(addr, (u32)v);
+	mmio_write32(addr + 4, (u32)(v >> 32));
+}
 static inline void debug_mark(u8 code) { outb(PORT_DEBUG, code); }
 
 /* string.c */
@@ -206,6 +212,37 @@ int acpi_find_hid(const struct acpi_header *h, const char *hid, struct acpi_dev 
 bool acpi_find_device(const struct acpi_header *h, const char *name, struct acpi_dev *out);
 /* The DSDT the FADT points at, checksum verified; NULL when there is none. */
 const struct acpi_header *acpi_find_dsdt(void);
+
+/* virtio-mmio v2 registers (virtio 1.2, 4.2.2), status bits and split-ring descriptors (2.7.5) */
+#define R_MAGIC		0x000
+#define R_VERSION	0x004
+#define R_DEVICE_ID	0x008
+#define R_DEV_FEAT	0x010
+#define R_DEV_FEAT_SEL	0x014
+#define R_DRV_FEAT	0x020
+#define R_DRV_FEAT_SEL	0x024
+#define R_QUEUE_SEL	0x030
+#define R_QUEUE_NUM_MAX	0x034
+#define R_QUEUE_NUM	0x038
+#define R_QUEUE_READY	0x044
+#define R_QUEUE_NOTIFY	0x050
+#define R_STATUS	0x070
+#define R_QUEUE_DESC	0x080
+#define R_QUEUE_AVAIL	0x090
+#define R_QUEUE_USED	0x0a0
+#define R_CONFIG_GEN	0x0fc
+#define R_CONFIG	0x100
+
+#define S_ACK		1
+#define S_DRIVER	2
+#define S_DRIVER_OK	4
+#define S_FEATURES_OK	8
+#define S_NEEDS_RESET	0x40
+
+#define DESC_F_NEXT	1
+#define DESC_F_WRITE	2
+
+struct vring_desc { u64 addr; u32 len; u16 flags, next; } __packed;
 
 /* virtio.c: a polling virtio-mmio v2 driver with one queue and one request in flight */
 #define VIRTIO_F_VERSION_1 (1ULL << 32)

@@ -6,42 +6,6 @@
  */
 #include "guest.h"
 
-#define R_MAGIC		0x000
-#define R_VERSION	0x004
-#define R_DEVICE_ID	0x008
-#define R_DEV_FEAT	0x010
-#define R_DEV_FEAT_SEL	0x014
-#define R_DRV_FEAT	0x020
-#define R_DRV_FEAT_SEL	0x024
-#define R_QUEUE_SEL	0x030
-#define R_QUEUE_NUM_MAX	0x034
-#define R_QUEUE_NUM	0x038
-#define R_QUEUE_READY	0x044
-#define R_QUEUE_NOTIFY	0x050
-#define R_STATUS	0x070
-#define R_QUEUE_DESC	0x080
-#define R_QUEUE_AVAIL	0x090
-#define R_QUEUE_USED	0x0a0
-#define R_CONFIG_GEN	0x0fc
-#define R_CONFIG	0x100
-
-#define S_ACK		1
-#define S_DRIVER	2
-#define S_DRIVER_OK	4
-#define S_FEATURES_OK	8
-#define S_NEEDS_RESET	0x40
-
-#define DESC_F_NEXT	1
-#define DESC_F_WRITE	2
-
-struct vring_desc { u64 addr; u32 len; u16 flags, next; } __packed;
-
-static void wr64(u64 reg, u64 v)
-{
-	mmio_write32(reg, (u32)v);
-	mmio_write32(reg + 4, (u32)(v >> 32));
-}
-
 static void barrier(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 
 int virtio_open(struct virtio_dev *d, u64 base, u32 device_id, u64 wanted, const char **why)
@@ -100,9 +64,9 @@ int virtio_queue(struct virtio_dev *d, u32 index, void *mem, u16 num, const char
 	memset(mem, 0, VIRTIO_QUEUE_BYTES);
 	q->avail_idx = q->used_idx = 0;
 	mmio_write32(b + R_QUEUE_NUM, q->num);
-	wr64(b + R_QUEUE_DESC, desc);
-	wr64(b + R_QUEUE_AVAIL, (u64)(uintptr_t)q->avail);
-	wr64(b + R_QUEUE_USED, (u64)(uintptr_t)q->used);
+	mmio_write64_halves(b + R_QUEUE_DESC, desc);
+	mmio_write64_halves(b + R_QUEUE_AVAIL, (u64)(uintptr_t)q->avail);
+	mmio_write64_halves(b + R_QUEUE_USED, (u64)(uintptr_t)q->used);
 	mmio_write32(b + R_QUEUE_READY, 1);
 	return 0;
 }

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from conformance import cases, linux, resize
+from conformance import cases, hostile, linux, resize
 from memvisor import optionspec
 from memvisor.oracle import RULES, Expectation, Rejection, evaluate
 from memvisor.pairwise import allpairs, pairs_of
@@ -102,6 +102,10 @@ def test_every_case_boots_its_guest(full) -> None:
         elif c.guest == "resize":
             assert c.config.kernel == resize.GUEST and c.valid and c.steps, c.name
             assert c.config.api_socket == resize.socket_path(c.name), c.name
+        elif c.guest == "hostile":
+            assert c.config.kernel == hostile.GUEST and c.valid, c.name
+            assert bool(c.steps) == bool(c.config.api_socket) == (c.end == "hold"), c.name
+            assert c.end in ("exit", "hold") and ("hold" in words) == (c.end == "hold"), c.name
         else:
             assert c.guest == "linux" and c.valid, c.name
             assert c.config.kernel in linux.KERNELS.values(), c.name

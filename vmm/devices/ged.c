@@ -8,10 +8,11 @@
  *	       KEY_POWER (systemd-logind or acpid then powers the guest off)
  *
  * The register is CH's: one byte in MMIO, from the devices' MMIO window. A read returns the
- * pending events and clears them; writes are ignored. Raising an event sets its bit, then
- * pulses the GED's interrupt (KVM_IRQ_LINE 1 then 0: the line is declared edge-triggered, and
- * Linux's evged requests it oneshot and evaluates _EVT once per edge). An event raised while
- * _EVT runs is not lost: its bit waits for the next read, and its own edge brings that read.
+ * pending events and clears them; writes are ignored (the first one logged). Raising an event
+ * sets its bit, then pulses the GED's interrupt (KVM_IRQ_LINE 1 then 0: the line is declared
+ * edge-triggered, and Linux's evged requests it oneshot and evaluates _EVT once per edge). An
+ * event raised while _EVT runs is not lost: its bit waits for the next read, and its own edge
+ * brings that read.
  *
  * A guest without an AML interpreter drives it by hand: read the byte at the address of
  * \_SB.GEC_'s Memory32Fixed _CRS (or poll it, there is no need for the interrupt) and act on
@@ -34,6 +35,7 @@ struct ged {
 	uint64_t base;
 	uint32_t gsi;
 	atomic_uint pending;	/* GED_* bits not read yet */
+	atomic_bool write_logged;
 };
 
 static void ged__read(void *opaque, uint64_t offset, uint8_t *data, unsigned size)
@@ -46,8 +48,21 @@ static void ged__read(void *opaque, uint64_t offset, uint8_t *data, unsigned siz
 	data[0] = (uint8_t)atomic_exchange(&g->pending, 0);
 }
 
+/* The register is read-only: a write is the guest's mistake, ignored and logged once. */
+static void ged__write(void *opaque, uint64_t offset, const uint8_t *data, unsigned size)
+{
+	struct ged *g = opaque;
+
+	(void)offset;
+	(void)size;
+	if (!atomic_exchange(&g->write_logged, true))
+		report("GED: write of 0x%02x to its read-only register ignored (further ones are "
+		       "not logged)", data[0]);
+}
+
 static const struct bus_ops ged_ops = {
 	.read = ged__read,
+	.write = ged__write,
 };
 
 void ged__event(struct vm *vm, unsigned events)
@@ -80,6 +95,7 @@ static int ged__init(struct vm *vm, char *err, size_t errlen)
 		return error(err, errlen, "ged: out of memory");
 	g->vm = vm;
 	atomic_init(&g->pending, 0);
+	atomic_init(&g->write_logged, false);
 	if (mmio_window__alloc(&vm->mmio_window, GED_MMIO_LEN, GED_MMIO_ALIGN, &g->base, "ged",
 			       err, errlen) < 0 ||
 	    gsi__alloc(&vm->gsi, &g->gsi, "ged", err, errlen) < 0) {

@@ -90,7 +90,7 @@ struct mem_hotplug {
 	uint32_t pxm;			/* the area's guest node's proximity domain */
 	uint64_t used;			/* bytes of the area plugged; main thread only */
 	_Atomic unsigned nplugged;	/* slots 0..nplugged-1 hold DIMMs, in address order */
-	atomic_bool eject_logged;
+	atomic_bool eject_logged, selector_logged, readonly_logged;
 
 	pthread_mutex_t lock;
 	uint32_t selector;
@@ -138,6 +138,9 @@ static void mhp__write(void *opaque, uint64_t offset, const uint8_t *data, unsig
 	case MHP_SELECTOR:
 		if (v < MHP_SLOTS)
 			h->selector = v;
+		else if (!atomic_exchange(&h->selector_logged, true))
+			report("ACPI memory hotplug: the guest selected slot %u of %d; ignored (further "
+			       "ones are not logged)", v, MHP_SLOTS);
 		break;
 	case MHP_OST_EVENT:
 		s->ost_event = v;
@@ -155,6 +158,9 @@ static void mhp__write(void *opaque, uint64_t offset, const uint8_t *data, unsig
 			       "is not removed from a running guest)", h->selector);
 		break;
 	default:
+		if (!atomic_exchange(&h->readonly_logged, true))
+			report("ACPI memory hotplug: write to read-only offset 0x%llx ignored (further "
+			       "ones are not logged)", (unsigned long long)offset);
 		break;
 	}
 	pthread_mutex_unlock(&h->lock);
@@ -191,6 +197,8 @@ static int mhp__init(struct vm *vm, char *err, size_t errlen)
 	h->pxm = area->guest_node >= 0 ? vm->cfg.numa[area->guest_node].guest_numa_id : 0;
 	atomic_init(&h->nplugged, 0);
 	atomic_init(&h->eject_logged, false);
+	atomic_init(&h->selector_logged, false);
+	atomic_init(&h->readonly_logged, false);
 	for (unsigned i = 0; i < MHP_SLOTS; i++)
 		h->slots[i].backing = (struct backing){ .fd = -1, .old_size = -1 };
 	e = pthread_mutex_init(&h->lock, NULL);

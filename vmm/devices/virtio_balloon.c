@@ -56,7 +56,8 @@ struct virtio_balloon_config {
 _Static_assert(sizeof(struct virtio_balloon_config) == 16, "virtio-balloon configuration layout");
 #define CONFIG_ACTUAL offsetof(struct virtio_balloon_config, actual)
 
-/* What went wrong once is logged once per device: a guest that loops must not flood stderr. */
+/* Each kind of fault is logged BALLOON_LOG_MAX times per device: a looping guest must not flood. */
+#define BALLOON_LOG_MAX	16
 enum balloon_warn { WARN_OUTSIDE, WARN_HUGETLB, WARN_DISCARD, WARN_REQUEST, WARN_CONFIG,
 		    WARN_COUNT };
 
@@ -67,7 +68,7 @@ struct virtio_balloon {
 	pthread_mutex_t lock;
 	struct virtio_balloon_config config;	/* little-endian: the host's order */
 
-	bool warned[WARN_COUNT];
+	unsigned warned[WARN_COUNT];	/* lines logged of each kind */
 };
 
 static void warn_once(struct virtio_balloon *b, enum balloon_warn w, const char *fmt, ...)
@@ -77,13 +78,13 @@ static void warn_once(struct virtio_balloon *b, enum balloon_warn w, const char 
 	char msg[256];
 	va_list ap;
 
-	if (b->warned[w])
+	if (b->warned[w] >= BALLOON_LOG_MAX)
 		return;
-	b->warned[w] = true;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	report("virtio-balloon: %s (further ones are not logged)", msg);
+	report("virtio-balloon: %s%s", msg, ++b->warned[w] == BALLOON_LOG_MAX ?
+	       " (further ones are not logged)" : "");
 }
 
 /* The zone whose mapping holds all of [hva, hva + len): -1 when none does. */

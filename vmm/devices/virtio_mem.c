@@ -35,6 +35,7 @@
 #define VIRTIO_ID_MEM		24
 #define VIRTIO_MEM_F_ACPI_PXM	0
 #define VIRTIO_MEM_QUEUE_SIZE	128
+#define VIRTIO_MEM_LOG_MAX	32	/* lines about refused requests: a looping driver stops there */
 
 enum { MEM_PLUG, MEM_UNPLUG, MEM_UNPLUG_ALL, MEM_STATE };
 enum { MEM_ACK, MEM_NACK, MEM_BUSY, MEM_ERROR };
@@ -73,6 +74,7 @@ struct virtio_mem {
 	uint64_t nblocks;
 	uint64_t *plugged;		/* bitmap of nblocks */
 	bool warned;			/* a discard failure was logged */
+	unsigned logged;		/* refused requests logged, up to VIRTIO_MEM_LOG_MAX */
 };
 
 static bool block_plugged(const struct virtio_mem *m, uint64_t b)
@@ -159,7 +161,50 @@ static bool valid_range(const struct virtio_mem *m, uint64_t addr, uint64_t n, u
 	return n <= (c->usable_region_size - off) / c->block_size;
 }
 
-static uint16_t state_change(struct virtio_mem *m, uint64_t addr, uint64_t n, bool plug)
+static bool overlaps(const void *p, uint64_t len, const uint8_t *lo, const uint8_t *hi)
+{
+	const uint8_t *a = p;
+
+	return a && len && a < hi && lo < a + len;
+}
+
+/*
+ * Whether the request's answer buffers or the queue's rings lie in [off, off + len) of the
+ * region: unplugging it would leave the device writing into memory it just gave back (a fresh
+ * page the guest no longer pays for, or on hugetlb a page the pool may not have).
+ */
+static bool unplug_hits_queue(struct virtio_mem *m, const struct virtq_req *req, uint64_t off,
+			      uint64_t len)
+{
+	const struct virtq *q = virtio_mmio__queue(m->t, 0);
+	const uint8_t *lo, *hi;
+
+	if (m->zone >= m->vm->nbackings)
+		return false;
+	lo = (const uint8_t *)m->vm->backings[m->zone].host + m->region_offset + off;
+	hi = lo + len;
+	for (unsigned i = 0; req && i < req->nin; i++)
+		if (overlaps(req->in[i].hva, req->in[i].len, lo, hi))
+			return true;
+	return q->ready && (overlaps(q->desc, 16ULL * q->num, lo, hi) ||
+			    overlaps(q->avail, 6 + 2ULL * q->num, lo, hi) ||
+			    overlaps(q->used, 6 + 8ULL * q->num, lo, hi));
+}
+
+static uint16_t refuse_unplug(struct virtio_mem *m, uint64_t off, uint64_t len)
+{
+	if (m->logged < VIRTIO_MEM_LOG_MAX) {
+		m->logged++;
+		report("%s: unplug of 0x%llx+0x%llx of the region refused: it holds the request's "
+		       "own buffers or rings%s", m->name, (unsigned long long)off,
+		       (unsigned long long)len, m->logged == VIRTIO_MEM_LOG_MAX ?
+		       " (further refusals are not logged)" : "");
+	}
+	return MEM_ERROR;
+}
+
+static uint16_t state_change(struct virtio_mem *m, const struct virtq_req *req, uint64_t addr,
+			     uint64_t n, bool plug)
 {
 	uint64_t first, size = n * m->config.block_size, off;
 
@@ -170,6 +215,8 @@ static uint16_t state_change(struct virtio_mem *m, uint64_t addr, uint64_t n, bo
 	if (count_plugged(m, first, n) != (plug ? 0 : n))
 		return MEM_ERROR;
 	off = first * m->config.block_size;
+	if (!plug && unplug_hits_queue(m, req, off, size))
+		return refuse_unplug(m, off, size);
 	if (!host_ok(m, host_range(m, off, size, !plug), plug ? "allocation" : "discard", off,
 		     size))
 		return plug ? MEM_NACK : MEM_ERROR;
@@ -178,19 +225,22 @@ static uint16_t state_change(struct virtio_mem *m, uint64_t addr, uint64_t n, bo
 	return MEM_ACK;
 }
 
-static struct virtio_mem_resp handle(struct virtio_mem *m, const struct virtio_mem_req *r)
+static struct virtio_mem_resp handle(struct virtio_mem *m, const struct virtq_req *req,
+				     const struct virtio_mem_req *r)
 {
 	struct virtio_mem_resp resp = { .type = MEM_ERROR };
 	uint64_t first, c;
+	unsigned logged = m->logged;
 
 	pthread_mutex_lock(&m->lock);
 	switch (r->type) {
 	case MEM_PLUG:
 	case MEM_UNPLUG:
-		resp.type = state_change(m, r->addr, r->nb_blocks, r->type == MEM_PLUG);
+		resp.type = state_change(m, req, r->addr, r->nb_blocks, r->type == MEM_PLUG);
 		break;
 	case MEM_UNPLUG_ALL:
-		resp.type = unplug_all(m);
+		resp.type = unplug_hits_queue(m, req, 0, m->config.region_size) ?
+			    refuse_unplug(m, 0, m->config.region_size) : unplug_all(m);
 		break;
 	case MEM_STATE:
 		if (!valid_range(m, r->addr, r->nb_blocks, &first))
@@ -199,6 +249,15 @@ static struct virtio_mem_resp handle(struct virtio_mem *m, const struct virtio_m
 		resp.type = MEM_ACK;
 		resp.state = c == r->nb_blocks ? MEM_PLUGGED : c == 0 ? MEM_UNPLUGGED : MEM_MIXED;
 		break;
+	}
+	/* A driver that follows the spec never gets ERROR: say which request did. */
+	if (resp.type == MEM_ERROR && logged == m->logged && m->logged < VIRTIO_MEM_LOG_MAX) {
+		m->logged++;
+		report("%s: request %u at 0x%llx for %u blocks refused: an unknown type, a range "
+		       "outside the region or not in blocks, or blocks not all %s%s", m->name,
+		       r->type, (unsigned long long)r->addr, r->nb_blocks,
+		       r->type == MEM_PLUG ? "unplugged" : "plugged",
+		       m->logged == VIRTIO_MEM_LOG_MAX ? " (further refusals are not logged)" : "");
 	}
 	pthread_mutex_unlock(&m->lock);
 	return resp;
@@ -221,7 +280,7 @@ static void virtio_mem__request(void *dev, unsigned queue, struct virtq_req *req
 		}
 		return;
 	}
-	resp = handle(m, &r);
+	resp = handle(m, req, &r);
 	virtq__write(req, &resp, VIRTIO_MEM_RESP_SIZE);
 }
 
@@ -267,6 +326,22 @@ uint64_t virtio_mem__plugged(const struct vm *vm, int zone)
 	const struct virtio_mem *m = zone >= 0 && zone < MAX_ZONES ? vm->virtio_mem[zone] : NULL;
 
 	return m ? __atomic_load_n(&m->config.plugged_size, __ATOMIC_SEQ_CST) : 0;
+}
+
+bool virtio_mem__range_plugged(struct vm *vm, int zone, uint64_t off, uint64_t len)
+{
+	struct virtio_mem *m = zone >= 0 && zone < MAX_ZONES ? vm->virtio_mem[zone] : NULL;
+	uint64_t first, n;
+	bool ok;
+
+	if (!m || off >= m->config.region_size || len > m->config.region_size - off)
+		return false;
+	first = off / m->config.block_size;
+	n = (len ? (off + len - 1) / m->config.block_size : first) - first + 1;
+	pthread_mutex_lock(&m->lock);
+	ok = count_plugged(m, first, n) == n;
+	pthread_mutex_unlock(&m->lock);
+	return ok;
 }
 
 static void destroy(struct virtio_mem *m)

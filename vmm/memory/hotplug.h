@@ -14,6 +14,7 @@
 #ifndef MEMVISOR_MEMORY_HOTPLUG_H
 #define MEMVISOR_MEMORY_HOTPLUG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,6 +54,8 @@ uint64_t hotplug__actual_size(const struct vm *vm);
 /* devices/virtio_mem.c: the zone's device is asked to plug `plugged` bytes (checked above). */
 int virtio_mem__resize(struct vm *vm, int zone, uint64_t plugged, char *err, size_t errlen);
 uint64_t virtio_mem__plugged(const struct vm *vm, int zone);
+/* Whether [off, off + len) of zone's virtio-mem region lies in plugged blocks (any thread). */
+bool virtio_mem__range_plugged(struct vm *vm, int zone, uint64_t off, uint64_t len);
 /*
  * devices/mem_hotplug.c (ACPI): grow the RAM to desired_ram with new DIMMs; returns 0 or
  * HOTPLUG_REFUSED / HOTPLUG_FAILED (it does its own checks: 128 MiB steps, free slots, growth

@@ -246,6 +246,128 @@ static size_t resident(void *p, size_t len)
 	return r;
 }
 
+/* Descriptors 0 (the request in boot RAM) and 1 (the answer at `answer`): used length, answer. */
+static uint32_t request_answer_at(struct vm *vm, const struct virtio_mmio *t, uint16_t type,
+				  uint64_t addr, uint64_t answer, uint16_t *resp_type)
+{
+	uint8_t *req = gpa(vm, RING_BUFS, 24);
+	uint16_t before = used_idx(vm), nb = 1;
+	uint32_t id, len;
+
+	memset(req, 0, 24);
+	memcpy(req, &type, 2);
+	memcpy(req + 8, &addr, 8);
+	memcpy(req + 16, &nb, 2);
+	drv_set(vm, 0, RING_BUFS, 24, VIRTQ_DESC_F_NEXT, 1);
+	drv_set(vm, 1, answer, 10, VIRTQ_DESC_F_WRITE, 0);
+	drv_kick(vm, t, QSIZE, 0);
+	assert_int_equal(used_idx(vm), (uint16_t)(before + 1));
+	used_elem(vm, QSIZE, before, &id, &len);
+	assert_int_equal(id, 0);
+	if (len)
+		*resp_type = *(uint16_t *)gpa(vm, answer, 2);
+	return len;
+}
+
+/*
+ * Buffers in unplugged blocks are not guest RAM: the chain is failed, nothing is touched (on
+ * hugetlb with an empty pool the write took SIGBUS in memvisor). An unplug of the block that
+ * holds the request's own answer is refused: the answer would land in memory given back.
+ */
+static void test_unplugged_buffers(void **state)
+{
+	struct vm_config c = one_zone(64 * MiB, 128 * MiB, 8 * MiB);
+	struct vm *vm = &test_vm;
+	struct virtio_mmio *t = mem_up(vm, &c);
+	uint64_t base = cfg64(vm, t, CFG_ADDR);
+	uint8_t *host = vm->backings[0].host;
+	uint16_t type = 0xffff;
+
+	(void)state;
+	assert_null(vm__gpa_to_hva(vm, base, 10));
+	assert_int_equal(request_answer_at(vm, t, STATE, base, base + 64, &type), 0);
+	assert_int_equal(resident(host + 64 * MiB, BLOCK), 0);
+	assert_int_equal(request(vm, t, PLUG, base, 1, NULL), ACK);
+	assert_non_null(vm__gpa_to_hva(vm, base, BLOCK));
+	assert_null(vm__gpa_to_hva(vm, base + BLOCK - 8, 16));	/* straddles into block 1 */
+	assert_int_equal(request_answer_at(vm, t, STATE, base, base + 64, &type), 10);
+	assert_int_equal(type, ACK);
+	type = 0xffff;
+	assert_int_equal(request_answer_at(vm, t, UNPLUG, base, base + 64, &type), 10);
+	assert_int_equal(type, ERROR);
+	assert_int_equal(cfg64(vm, t, CFG_PLUGGED), BLOCK);
+	assert_int_equal(request_answer_at(vm, t, UNPLUG_ALL, 0, base + 64, &type), 10);
+	assert_int_equal(type, ERROR);
+	assert_int_equal(cfg64(vm, t, CFG_PLUGGED), BLOCK);
+	assert_int_equal(request(vm, t, UNPLUG, base, 1, NULL), ACK);
+	assert_null(vm__gpa_to_hva(vm, base, 10));
+	virtio_vm_end(vm);
+}
+
+static struct virtio_mmio *named_transport(struct vm *vm, const char *name)
+{
+	for (size_t i = 0; i < vm->mmio.nranges; i++)
+		if (!strcmp(vm->mmio.ranges[i].name, name))
+			return vm->mmio.ranges[i].opaque;
+	fail_msg("no %s on the bus", name);
+	return NULL;
+}
+
+/*
+ * Rings in plugged blocks. virtio-mem's own: an UNPLUG of their block is refused. The
+ * balloon's: the unplug goes through, and the balloon's next notify finds its rings gone and
+ * asks for a reset instead of reading memory given back to the host.
+ */
+static void test_rings_unplugged(void **state)
+{
+	struct vm_config c = one_zone(64 * MiB, 128 * MiB, 8 * MiB);
+	struct vm *vm = &test_vm;
+	struct virtio_mmio *t, *bt;
+	uint64_t base, ring;
+	uint32_t s;
+	uint16_t type = UNPLUG, nb = 1, head = 0, one = 1;
+	struct drv_desc d[2];
+
+	(void)state;
+	c.balloon = (struct balloon_config){ .enabled = true, .size = 0 };
+	t = mem_up(vm, &c);
+	bt = named_transport(vm, "virtio-balloon");
+	base = cfg64(vm, t, CFG_ADDR);
+	ring = base + BLOCK;
+	assert_int_equal(request(vm, t, PLUG, base, 2, NULL), ACK);
+
+	/* virtio-mem's queue moved into block 0, then asked to unplug block 0 */
+	mmio_wr(vm, t, VIRTIO_MMIO_QUEUE_READY, 0);
+	assert_int_equal(queue_at(vm, t, 0, QSIZE, base, base + 0x1000, base + 0x2000), 1);
+	memcpy(gpa(vm, RING_BUFS, 24), &type, 2);
+	memcpy(gpa(vm, RING_BUFS + 8, 8), &base, 8);
+	memcpy(gpa(vm, RING_BUFS + 16, 2), &nb, 2);
+	d[0] = (struct drv_desc){ RING_BUFS, 24, VIRTQ_DESC_F_NEXT, 1 };
+	d[1] = (struct drv_desc){ RING_BUFS + 0x100, 10, VIRTQ_DESC_F_WRITE, 0 };
+	memcpy(gpa(vm, base, sizeof(d)), d, sizeof(d));
+	memcpy(gpa(vm, base + 0x1000 + 4, 2), &head, 2);
+	memcpy(gpa(vm, base + 0x1000 + 2, 2), &one, 2);
+	mmio_wr(vm, t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(*(uint16_t *)gpa(vm, base + 0x2000 + 2, 2), 1);
+	assert_int_equal(*(uint16_t *)gpa(vm, RING_BUFS + 0x100, 2), ERROR);
+	assert_int_equal(cfg64(vm, t, CFG_PLUGGED), 2 * BLOCK);
+	mmio_wr(vm, t, VIRTIO_MMIO_QUEUE_READY, 0);
+	assert_int_equal(queue_at(vm, t, 0, QSIZE, RING_DESC, RING_AVAIL, RING_USED), 1);
+	*avail_idx(vm) = 0;	/* a queue enabled again starts both indices at 0 */
+	*(uint16_t *)gpa(vm, RING_USED + 2, 2) = 0;
+
+	/* the balloon's deflate queue in block 1, then block 1 unplugged under it */
+	s = driver_features(vm, bt, 1ULL << VIRTIO_F_VERSION_1);
+	assert_true(s & VIRTIO_STATUS_FEATURES_OK);
+	assert_int_equal(queue_at(vm, bt, 1, 8, ring, ring + 0x1000, ring + 0x2000), 1);
+	mmio_wr(vm, bt, VIRTIO_MMIO_STATUS, s | VIRTIO_STATUS_DRIVER_OK);
+	assert_int_equal(request(vm, t, UNPLUG, ring, 1, NULL), ACK);
+	assert_false(mmio_rd(vm, bt, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
+	mmio_wr(vm, bt, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
+	assert_true(mmio_rd(vm, bt, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
+	virtio_vm_end(vm);
+}
+
 /* Private anonymous memory: an unplugged block's pages leave the process (MADV_DONTNEED). */
 static void test_release_private(void **state)
 {
@@ -355,6 +477,8 @@ int main(void)
 		cmocka_unit_test(test_resize),
 		cmocka_unit_test(test_release_private),
 		cmocka_unit_test(test_release_shared_file),
+		cmocka_unit_test(test_unplugged_buffers),
+		cmocka_unit_test(test_rings_unplugged),
 		cmocka_unit_test(test_dsdt_fdt),
 	};
 

@@ -27,23 +27,23 @@ static void wr32(uint8_t *d, uint32_t v)
 		d[i] = (uint8_t)(v >> (8 * i));
 }
 
-/* One line per transport: a driver looping on a bad access must not flood stderr. */
-static void log_once(struct virtio_mmio *t, const char *msg)
+/* A bounded number of lines per transport: a driver looping on a bad access must not flood. */
+static void log_limited(struct virtio_mmio *t, const char *msg)
 {
-	if (!t->warned) {
-		t->warned = true;
-		report("%s@0x%llx: %s; further ones are not logged", t->def.name,
-		       (unsigned long long)t->base, msg);
+	if (t->logged < VIRTIO_MMIO_LOG_MAX) {
+		t->logged++;
+		report("%s@0x%llx: %s%s", t->def.name, (unsigned long long)t->base, msg,
+		       t->logged == VIRTIO_MMIO_LOG_MAX ? "; further ones are not logged" : "");
 	}
 }
 
-static void warn_once(struct virtio_mmio *t, const char *what, uint64_t offset, unsigned size)
+static void warn_access(struct virtio_mmio *t, const char *what, uint64_t offset, unsigned size)
 {
 	char msg[160];
 
 	snprintf(msg, sizeof(msg), "%s at offset 0x%llx (%u bytes) ignored", what,
 		 (unsigned long long)offset, size);
-	log_once(t, msg);
+	log_limited(t, msg);
 }
 
 /* The transport's part of a reset: everything the driver set goes. */
@@ -211,7 +211,7 @@ static void queue_write(struct virtio_mmio *t, uint64_t offset, uint32_t v)
 
 	/* An absent queue, or one in use: the driver must not change it (4.2.3.2). */
 	if (!q || (q->ready && offset != VIRTIO_MMIO_QUEUE_READY)) {
-		warn_once(t, q ? "change of a ready queue" : "write to an absent queue", offset, 4);
+		warn_access(t, q ? "change of a ready queue" : "write to an absent queue", offset, 4);
 		return;
 	}
 	switch (offset) {
@@ -222,7 +222,7 @@ static void queue_write(struct virtio_mmio *t, uint64_t offset, uint32_t v)
 		if (!v) {
 			q->ready = false;
 		} else if (!q->ready && virtq__enable(q, err, sizeof(err)) < 0) {
-			log_once(t, err);
+			log_limited(t, err);
 			virtio_mmio__needs_reset(t);
 		}
 		break;
@@ -264,6 +264,10 @@ static void reg_write(struct virtio_mmio *t, uint64_t offset, uint32_t v)
 		if ((status & VIRTIO_STATUS_DRIVER_OK) && v < t->def.nqueues &&
 		    t->queues[v].ready && t->def.notify)
 			t->def.notify(t->dev, t, v);
+		else
+			warn_access(t, v < t->def.nqueues && t->queues[v].ready ?
+				  "notify before DRIVER_OK" : "notify of an absent or unready queue",
+				  offset, 4);
 		break;
 	case VIRTIO_MMIO_INTERRUPT_ACK:
 		__atomic_and_fetch(&t->interrupt_status, ~v, __ATOMIC_SEQ_CST);
@@ -282,7 +286,7 @@ static void reg_write(struct virtio_mmio *t, uint64_t offset, uint32_t v)
 		queue_write(t, offset, v);
 		break;
 	default:
-		warn_once(t, "write to a read-only or reserved register", offset, 4);
+		warn_access(t, "write to a read-only or reserved register", offset, 4);
 	}
 }
 
@@ -308,7 +312,7 @@ static void virtio_mmio__read(void *opaque, uint64_t offset, uint8_t *data, unsi
 		wr32(data, reg_read(t, offset));
 	} else {
 		/* 4.2.2.2: the driver must use aligned 32-bit accesses for the registers. */
-		warn_once(t, "register read not 32-bit aligned", offset, size);
+		warn_access(t, "register read not 32-bit aligned", offset, size);
 	}
 	pthread_mutex_unlock(&t->lock);
 }
@@ -326,7 +330,7 @@ static void virtio_mmio__write(void *opaque, uint64_t offset, const uint8_t *dat
 	} else if (size == 4 && IS_ALIGNED(offset, 4)) {
 		reg_write(t, offset, rd32(data));
 	} else {
-		warn_once(t, "register write not 32-bit aligned", offset, size);
+		warn_access(t, "register write not 32-bit aligned", offset, size);
 	}
 	pthread_mutex_unlock(&t->lock);
 }

@@ -52,6 +52,7 @@ struct aml;
 #define VIRTIO_MMIO_SIZE	0x1000	/* the window each transport takes */
 #define VIRTIO_MMIO_CONFIG	0x100	/* device-specific configuration starts here */
 #define VIRTIO_MMIO_MAX_QUEUES	8
+#define VIRTIO_MMIO_LOG_MAX	64	/* log lines of one transport: a looping driver stops there */
 
 #define VIRTIO_MMIO_MAGIC	0x74726976	/* "virt" */
 #define VIRTIO_MMIO_VERSION	2
@@ -122,7 +123,7 @@ struct virtio_mmio {
 	uint32_t device_features_sel, driver_features_sel, queue_sel;
 	uint64_t driver_features;
 	struct virtq queues[VIRTIO_MMIO_MAX_QUEUES];
-	bool warned;			/* a bad register access was logged */
+	unsigned logged;		/* bad register accesses logged, up to VIRTIO_MMIO_LOG_MAX */
 
 	uint32_t interrupt_status;	/* atomic: raised from any thread */
 	uint32_t config_generation;	/* atomic */

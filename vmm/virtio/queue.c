@@ -38,7 +38,7 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "virtio rings are litt
 
 void virtq__reset(struct virtq *q, struct vm *vm, uint16_t max, const char *name)
 {
-	*q = (struct virtq){ .vm = vm, .max = max, .num = max, .name = name };
+	*q = (struct virtq){ .vm = vm, .max = max, .num = max, .name = name, .logged = q->logged };
 }
 
 static void *ring(struct virtq *q, uint64_t gpa, uint64_t len, uint64_t align, const char *what,
@@ -85,9 +85,10 @@ int virtq__enable(struct virtq *q, char *err, size_t errlen)
 
 static void warn_once(struct virtq *q, const char *msg)
 {
-	if (!q->warned) {
+	if (!q->warned && q->logged < VIRTQ_LOG_MAX) {
 		q->warned = true;
-		report("%s (further bad requests on this queue are not logged)", msg);
+		report("%s (further bad requests on this queue are not logged%s)", msg,
+		       ++q->logged == VIRTQ_LOG_MAX ? ", even after a reset" : " until a reset");
 	}
 }
 
@@ -117,6 +118,17 @@ enum virtq_pop virtq__pop(struct virtq *q, struct virtq_req *req, char *err, siz
 	if (q->broken)
 		return error(err, errlen, "%s: stopped until the device is reset", q->name),
 		       VIRTQ_BROKEN;
+	/*
+	 * Rings placed in virtio-mem memory that was unplugged since QueueReady: their host
+	 * pages are gone (or, on hugetlb, may not come back), so the queue cannot go on.
+	 */
+	if (vm__gpa_to_hva(q->vm, q->desc_gpa, 16ULL * q->num) != (void *)q->desc ||
+	    vm__gpa_to_hva(q->vm, q->avail_gpa, 6 + 2ULL * q->num) != (void *)q->avail ||
+	    vm__gpa_to_hva(q->vm, q->used_gpa, 6 + 8ULL * q->num) != (void *)q->used) {
+		error(err, errlen, "%s: rings no longer in guest RAM (unplugged under the queue)",
+		      q->name);
+		return broken(q, err);
+	}
 	avail_idx = __atomic_load_n(&q->avail->idx, __ATOMIC_ACQUIRE);
 	if (avail_idx == q->last_avail)
 		return VIRTQ_EMPTY;

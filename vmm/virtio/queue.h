@@ -12,7 +12,8 @@
  *    twice in one chain (loops), at most VIRTQ_MAX_SEGS buffers, device-writable buffers after
  *    the readable ones. Such a request is failed alone: it is returned to the driver as used
  *    with 0 bytes written, and logged once per queue.
- *  - per notification: an available index that moved by more than the queue size, or a head
+ *  - per notification: rings that are no longer guest RAM (virtio-mem memory unplugged under
+ *    them), an available index that moved by more than the queue size, or a head
  *    index beyond it, cannot be answered at all: the driver is broken. The queue stops
  *    (virtq__pop returns VIRTQ_BROKEN until the device is reset) and the transport is told to
  *    set DEVICE_NEEDS_RESET and raise a configuration change, as virtio 1.2, 2.1.2 asks.
@@ -31,6 +32,7 @@ struct vm;
 
 #define VIRTQ_MAX_SIZE	1024	/* the largest queue size a device may offer */
 #define VIRTQ_MAX_SEGS	16	/* buffers in one chain: more is a failed request */
+#define VIRTQ_LOG_MAX	64	/* log lines of one queue: a driver resetting in a loop stops there */
 
 #define VIRTQ_DESC_F_NEXT	1
 #define VIRTQ_DESC_F_WRITE	2
@@ -43,7 +45,8 @@ struct virtq {
 	uint64_t desc_gpa, avail_gpa, used_gpa;
 	/* Valid while ready. */
 	bool ready, broken;
-	bool warned;		/* one log line per queue until reset */
+	bool warned;		/* one log line per queue until reset... */
+	unsigned logged;	/* ...and VIRTQ_LOG_MAX over its life: kept across resets */
 	struct virtq_desc *desc;
 	struct virtq_avail *avail;
 	struct virtq_used *used;
@@ -66,7 +69,7 @@ struct virtq_req {
 	struct virtq_seg out[VIRTQ_MAX_SEGS], in[VIRTQ_MAX_SEGS];
 };
 
-/* Back to the state after a device reset: not ready, no addresses, size max. */
+/* Back to the state after a device reset: not ready, no addresses, size max (q zeroed first). */
 void virtq__reset(struct virtq *q, struct vm *vm, uint16_t max, const char *name);
 /* QueueReady = 1: 0, or -1 with the reason in err and the queue left disabled. */
 int virtq__enable(struct virtq *q, char *err, size_t errlen);
