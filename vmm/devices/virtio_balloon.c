@@ -21,7 +21,11 @@
  * CH punches a 4 KiB hole (hugetlbfs rounds it to nothing) and its MADV_DONTNEED of 4 KiB in a
  * hugetlb mapping fails, so in effect it skips such pages (its partial-page bitmap is for the
  * host's base page size only). We skip them likewise, and say so once. Reported ranges are
- * pageblock-sized (2 MiB on x86) and aligned, so they free whole 2 MiB huge pages.
+ * pageblock-sized (2 MiB on x86) and whole huge pages, but they stay allocated too: the guest
+ * takes reported memory back without asking, and a huge page returned to the pool may have been
+ * taken by another process by then (the guest's touch would fail in KVM_RUN, a device's would
+ * be SIGBUS; found by the hostile guest). virtio-mem gives hugetlb memory back safely: the guest
+ * must plug it again first, and a plug allocates before it is acknowledged.
  *
  * Locking: the device lock guards the configuration, which a resize changes from the main
  * thread. Everything else (the queues, the log-once flags) is used by vCPUs only, under the
@@ -177,6 +181,11 @@ static void report_free(struct virtio_balloon *b, const struct virtq_req *req)
 			if (zone < 0)
 				warn_once(b, WARN_OUTSIDE, "reported range of 0x%x bytes is not in a "
 					  "zone's memory; skipped", seg->len);
+			else if (b->vm->backings[zone].page_size > BALLOON_PAGE)
+				warn_once(b, WARN_HUGETLB, "reported free memory of zone %s stays "
+					  "allocated: the guest reuses it without asking, and a huge "
+					  "page back in the pool may be gone by then",
+					  b->vm->cfg.zones[zone].id);
 			else
 				release(b, zone, seg->hva, seg->len);
 		}
