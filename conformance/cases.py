@@ -31,7 +31,7 @@ from memvisor.oracle import Expectation, HostFacts, Rejection, RULES, evaluate
 from memvisor.pairwise import Pairwise, allpairs
 from memvisor.sizes import parse_size
 
-from . import hostile, linux, resize
+from . import faults, hostile, linux, resize
 
 PROBE = BUILD / "guests" / "probe.elf"
 CMDLINE = "hold=1"        # the probe prints its report, then halts until the harness stops it
@@ -52,7 +52,8 @@ class Case:
     teardown: tuple[str, ...] = ()    # after it
     files: tuple[str, ...] = ()       # paths whose state the runner records afterwards
     guest: str = "probe"              # "probe", "linux" (conformance/linux.py), "resize"
-                                      # (conformance/resize.py) or "hostile" (hostile.py)
+                                      # (conformance/resize.py), "hostile" (hostile.py) or
+                                      # "faults" (faults.py)
     end: str = "hold"                 # how the guest ends: hold (SIGTERM after the report), exit
                                       # (the exit port: hostile cases) or,
                                       # for Linux, poweroff, reboot, panic or watch (resizes)
@@ -539,7 +540,17 @@ def _full() -> tuple[Case, ...]:
         c.guest, c.end, c.steps = "hostile", hc.end, hostile.steps(hc)
         names.add(c.name)
         out.append(c)
-    quick = set(QUICK) | set(linux.QUICK) | set(resize.QUICK) | set(hostile.QUICK)
+    # Fault injection: the host fails under memvisor (faults.py); its own setup, no file steps.
+    for fc in faults.CASES:
+        cfg = faults.config(fc)
+        c = Case(fc.name, cfg, expect(cfg), ("fault", f"fault:{fc.kind}"), fc.setup,
+                 fc.teardown, fc.files, guest="faults", steps=fc.steps)
+        if c.name in names or not c.valid:
+            raise ValueError(f"fault case {c.name}: duplicate name or not a valid configuration")
+        names.add(c.name)
+        out.append(c)
+    quick = set(QUICK) | set(linux.QUICK) | set(resize.QUICK) | set(hostile.QUICK) | \
+        set(faults.QUICK)
     missing = quick - names
     if missing:
         raise ValueError(f"QUICK names no case: {sorted(missing)}")

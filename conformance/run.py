@@ -25,7 +25,7 @@ from memvisor.runner import TesthostOptions, run_cases
 
 from . import cases as matrix
 from . import needs, results
-from . import hostile, linux, resize
+from . import faults, hostile, linux, resize
 from .checks import check_boot, check_host, check_rejection, setup_failures
 from .results import Outcome
 
@@ -53,6 +53,7 @@ def inhost_case(case: matrix.Case, driver: MemvisorDriver) -> dict:
         "idle_timeout": linux.IDLE_S if case.guest == "linux" else None,
         # --print-layout checks against the host it runs on: the case's own.
         "layout_argv": driver.layout_command(case.config) if case.valid else None,
+        **(faults.inhost_extra(faults.by_name(case.name)) if case.guest == "faults" else {}),
     }
 
 
@@ -64,6 +65,8 @@ def check(case: matrix.Case, result: dict) -> list[str]:
         return [f"lost: {result['lost']}"]
     if not case.valid:
         return check_rejection(case.expect, result)
+    if case.guest == "faults":
+        return faults.check(faults.by_name(case.name), result) + setup_failures(result)
     if case.guest == "hostile":
         return hostile.check(hostile.by_name(case.name), case.expect, result) + \
             setup_failures(result)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -85,6 +86,10 @@ def _attempt(case: dict) -> dict:
     t_err.start()
     if typed:
         threading.Thread(target=_type, args=(proc, out, typed), daemon=True).start()
+    if case.get("triggers"):
+        result["triggered"] = []
+        threading.Thread(target=_triggers, args=(proc, out, err, case["triggers"],
+                                                 result["triggered"]), daemon=True).start()
     # One budget for the whole case: the runner outside allows timeout + a margin before it
     # declares the test host stalled. A guest whose console stays silent for `idle_timeout`
     # seconds (a booting kernel never is) is taken as hung at once, not at the deadline.
@@ -104,7 +109,7 @@ def _attempt(case: dict) -> dict:
             result["during"] = {name: read_proc(proc.pid, name)
                                 for name in ("smaps", "numa_maps", "status")}
             result["hp_during"] = hugepage_counters()
-            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(case.get("stop_signal") or signal.SIGTERM)
             idle = None     # a held guest is silent by design
     if ended == "done":
         ended = _wait(lambda: proc.poll() is not None, max(deadline, time.monotonic() + 1.0),
@@ -147,6 +152,29 @@ def _type(proc: subprocess.Popen, out: list[str], typed: dict) -> None:
             return
         seen = upto
         time.sleep(0.1)
+
+
+def _triggers(proc: subprocess.Popen, out: list[str], err: list[str], triggers: list[dict],
+              done: list[dict]) -> None:
+    """Fault injection at a stage of the VMM's start (conformance/faults.py): once a line of
+    `stream` matches `match`, send `signal`, or run `shell` with the VMM stopped (SIGSTOP) so
+    that nothing of it moves meanwhile (a pool drained between its mmap and its first touch)."""
+    for t in triggers:
+        lines, pat = (err if t.get("stream", "stderr") == "stderr" else out), re.compile(t["match"])
+        seen = 0
+        while proc.poll() is None and not any(pat.search(ln) for ln in lines[seen:len(lines)]):
+            seen = max(0, len(lines) - 1)
+            time.sleep(0.002)
+        if proc.poll() is not None:
+            return
+        if t.get("signal"):
+            proc.send_signal(t["signal"])
+            done.append({"match": t["match"], "signal": t["signal"]})
+        if t.get("shell"):
+            proc.send_signal(signal.SIGSTOP)
+            p = subprocess.run(t["shell"], shell=True, capture_output=True, text=True)
+            proc.send_signal(signal.SIGCONT)
+            done.append({"match": t["match"], "rc": p.returncode, "output": p.stdout + p.stderr})
 
 
 def _wait(done, deadline: float, idle_s: float | None, out: list[str]) -> str:

@@ -9,6 +9,8 @@ inhost.run_case calls run_steps once the guest's first report is out (its hold m
 (None: the request is meant to change nothing, and `settle` seconds are given to any change to
 show anyway); with `quiet`, the console must then stay silent that many seconds. Then vm.info is asked and the host sampled: smaps of the VMM, the huge page
 counters, and the size and allocated bytes of each of the case's `files`. Judging is left to the caller (conformance/).
+Fault injection (conformance/faults.py): `shell` runs a command before the call, `signal` is
+sent to the VMM right after it, `load` runs apiload.api_load (many clients at once) before it.
 
 Timing (bench/resize.py): `seconds` is the whole step, quiet and settle included. When the caller
 passes the arrival time of each console line (`times`, parallel to `out`), `match_seconds` is
@@ -21,10 +23,12 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import time
 from pathlib import Path
 
 from .api import ApiClient
+from .apiload import api_load
 from .hoststate import hugepage_counters, read_proc
 
 
@@ -54,6 +58,11 @@ def run_steps(case: dict, pid: int, out: list[str], alive,
         sample = step.get("sample") or []
         if sample:
             r["sample_before"] = _sample(pid, sample)
+        if step.get("shell"):       # fault injection (conformance/faults.py): a pool drained
+            p = subprocess.run(step["shell"], shell=True, capture_output=True, text=True)
+            r["shell"] = {"rc": p.returncode, "output": p.stdout + p.stderr}
+        if step.get("load"):
+            r["load"] = api_load(case["api_socket"], step["load"])
         start, seen = time.monotonic(), len(out)
         call = step.get("call")
         if call:
@@ -63,6 +72,8 @@ def run_steps(case: dict, pid: int, out: list[str], alive,
             except OSError as e:
                 r["error"] = f"{call[0]} {call[1]}: {e}"
             r["call_seconds"] = round(time.monotonic() - start, 6)
+            if step.get("signal"):      # a stop signal while the change is under way
+                os.kill(pid, step["signal"])
         wait = re.compile(step["wait"]) if step.get("wait") else None
         deadline = start + float(step.get("timeout", 60))
         r["matched"] = False

@@ -106,6 +106,8 @@ def test_every_case_boots_its_guest(full) -> None:
             assert c.config.kernel == hostile.GUEST and c.valid, c.name
             assert bool(c.steps) == bool(c.config.api_socket) == (c.end == "hold"), c.name
             assert c.end in ("exit", "hold") and ("hold" in words) == (c.end == "hold"), c.name
+        elif c.guest == "faults":   # conformance/faults.py: the resize guest, its own setup
+            assert c.config.kernel == resize.GUEST and c.valid, c.name
         else:
             assert c.guest == "linux" and c.valid, c.name
             assert c.config.kernel in linux.KERNELS.values(), c.name
@@ -144,6 +146,8 @@ def test_sizes_are_small(full) -> None:
             assert 512 * MiB <= total <= 2 * GiB, c.name
         elif c.guest == "resize":   # grown in steps, as CH's own tests grow 512 MiB to 2 GiB
             assert 128 * MiB <= total <= 1536 * MiB, c.name
+        elif c.guest == "faults":   # a 1 GiB prefault gives the signals their time
+            assert total <= 1536 * MiB, c.name
         elif "hugetlb_1g" in e.backings:
             assert total <= GiB, c.name
         else:
@@ -193,6 +197,8 @@ def test_named_scenarios(full) -> None:
 
 def test_file_cases_prepare_their_files(full) -> None:
     for c in full:
+        if c.guest == "faults":     # a tmpfs mounted, a file given data: faults.py's own setup
+            continue
         paths = [kv.split("=", 1)[1] for z in c.config.zones for kv in z.split(",")
                  if kv.startswith("file=")]
         assert set(paths) == set(c.files), c.name

@@ -7,8 +7,8 @@
  * Requests follow Cloud Hypervisor's state_change_request (virtio-devices/src/mem.rs):
  * ERROR for a range that is empty, unaligned or outside the usable region, or whose blocks are
  * not all in the opposite state; NACK for a plug past requested_size; ACK otherwise. Beyond CH:
- * a hugetlb zone allocates a plugged block's huge pages at once (fallocate), and NACKs when the
- * pool has none, instead of letting the guest fault on an empty pool later.
+ * a hugetlb or file zone allocates a plugged block's pages at once (fallocate), and NACKs when the
+ * pool or the file system has none, instead of letting the guest fault on them later.
  *
  * At boot nothing is plugged and requested_size is the zone's hotplugged_size: the driver plugs
  * it as soon as it is up (Linux processes requested_size right after probe), as with CH.
@@ -117,10 +117,8 @@ static int host_range(struct virtio_mem *m, uint64_t off, uint64_t len, bool dis
 		return 0;	/* no guest memory yet: nothing to give back */
 	b = &m->vm->backings[m->zone];
 	if (!discard) {
-		/* Only hugetlb must be allocated up front: its pool can run dry (see above). */
-		if (b->fd < 0 || b->page_size <= (uint64_t)sysconf(_SC_PAGESIZE))
-			return 0;
-		return fallocate(b->fd, FALLOC_FL_KEEP_SIZE, (off_t)at, (off_t)len);
+		/* hugetlb and files are allocated up front: a pool or a file system can run dry. */
+		return backing__allocate(b, at, len);
 	}
 	return backing__discard(b, at, len);
 }

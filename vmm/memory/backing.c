@@ -12,7 +12,10 @@
  *    short pool is a clean ENOMEM here instead of a SIGBUS when the guest first touches a page;
  *  - thp=off advises MADV_NOHUGEPAGE (CH leaves it unadvised), so that `anonymous` is 4 KiB
  *    pages as backings.def says even when the host's THP mode is `always`;
- *  - THP advice comes before prefault (CH advises after it, so prefaulted pages are 4 KiB).
+ *  - THP advice comes before prefault (CH advises after it, so prefaulted pages are 4 KiB);
+ *  - a file's boot RAM is allocated in its file system at creation (fallocate): a sparse file on
+ *    a file system that fills up (a small tmpfs) would otherwise fail the guest's first touch of
+ *    a page, a SIGBUS in memvisor or a write KVM drops, long after the VM started.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -260,6 +263,20 @@ static int open_file(struct build *bd, const char *path, uint64_t size, uint64_t
 	return 0;
 }
 
+bool backing__allocates(const struct backing *b)
+{
+	return b->fd >= 0 && (type_is_file(b->type) || type_is_hugetlb(b->type));
+}
+
+int backing__allocate(const struct backing *b, uint64_t offset, uint64_t len)
+{
+	/* hugetlbfs files reserve at mmap; a file system that cannot allocate only risks ENOSPC. */
+	if (!backing__allocates(b) || !len ||
+	    fallocate(b->fd, FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)len) == 0)
+		return 0;
+	return errno == EOPNOTSUPP && type_is_file(b->type) ? 0 : -1;
+}
+
 /* Read one number from a sysfs file of the hugetlb pool; -1 when unreadable. */
 static long long hugetlb_pool(uint64_t page, const char *what)
 {
@@ -390,9 +407,15 @@ int backing__create(struct backing *b, const struct vm_config *cfg, const struct
 		return fail(&bd, "size %s is not a positive multiple of the %s page size",
 			    fmt_size(size, s1, sizeof(s1)), fmt_size(page, s2, sizeof(s2)));
 
+	plugged = plugged_size(z, size);
 	if (type_is_file(type)) {
 		if (open_file(&bd, z->file, size, &page) < 0)
 			return -1;
+		/* Before mmap: nothing of the guest's memory may be a hole the file system cannot fill. */
+		if (page == host->page_size &&
+		    backing__allocate(&(struct backing){ .type = type, .fd = bd.fd }, 0, plugged) < 0)
+			return fail(&bd, "file=%s: cannot allocate %s in its file system: %s", z->file,
+				    fmt_size(plugged, s1, sizeof(s1)), strerror(errno));
 	} else if (type != BACKING_anonymous && type != BACKING_anonymous_thp) {
 		if (open_memfd(&bd, z->id, type, page, size) < 0)
 			return -1;
@@ -410,7 +433,6 @@ int backing__create(struct backing *b, const struct vm_config *cfg, const struct
 	 * MAP_NORESERVE, then map the boot RAM and the plugged part again without it, which
 	 * reserves exactly those pages (and fails cleanly when the pool is short).
 	 */
-	plugged = plugged_size(z, size);
 	reserved = page != host->page_size ? plugged : size;
 	bd.host = map_aligned(size, align, reserved < size ? flags | MAP_NORESERVE : flags, bd.fd);
 	if (bd.host != MAP_FAILED && reserved && reserved < size &&

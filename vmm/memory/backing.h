@@ -50,6 +50,18 @@ int backing__prefault(void *host, uint64_t size, uint64_t page_size, bool shared
  */
 int backing__discard(const struct backing *b, uint64_t offset, uint64_t len);
 /*
+ * Whether the guest may use a page of this backing only once it is allocated (hugetlb, whose
+ * pool can run dry; a file, whose file system can fill up): virtio-mem allocates before it
+ * plugs.
+ */
+bool backing__allocates(const struct backing *b);
+/*
+ * Allocate [offset, offset + len) of the backing's file (fallocate, the size kept): 0 when done
+ * or not needed (a backing that does not allocate, a file system without fallocate), else -1
+ * with errno (ENOSPC: the file system or the huge page pool is full).
+ */
+int backing__allocate(const struct backing *b, uint64_t offset, uint64_t len);
+/*
  * End of a VM: sync a shared file, unmap, close. A file keeps the guest's data (and the size
  * it was grown to); a created file stays.
  */

@@ -350,6 +350,37 @@ static void test_file_private_writes_stay(void **state)
 	assert_int_equal(unlink(path), 0);
 }
 
+/*
+ * A file's boot RAM is allocated in its file system at creation, the unplugged virtio-mem
+ * region is not: a sparse file on a full tmpfs let the guest's writes vanish (KVM took them
+ * for MMIO) or SIGBUS memvisor.
+ */
+static void test_file_allocated_at_creation(void **state)
+{
+	char path[128];
+	struct vm_config c = config(true);
+	struct zone_config z = zone("fa");
+	struct backing b;
+	struct stat st;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/allocated.img", tmpdir);
+	z.file = path;
+	z.shared = true;
+	z.hotplug_size = 8 * MiB;
+	z.hotplugged_size = 2 * MiB;
+	create_ok(&b, &c, &z, 12 * MiB);
+	assert_int_equal(fstat(b.fd, &st), 0);
+	if (fallocate(b.fd, FALLOC_FL_KEEP_SIZE, 0, 4096) < 0 && errno == EOPNOTSUPP)
+		skip();		/* this file system cannot allocate: nothing to assert */
+	assert_int_equal(st.st_size, 12 * MiB);
+	assert_true((uint64_t)st.st_blocks * 512 >= 6 * MiB);	/* boot RAM + hotplugged */
+	assert_true((uint64_t)st.st_blocks * 512 < 7 * MiB);	/* the rest: a hole */
+	assert_true(backing__allocates(&b));
+	backing__abort(&b);
+	assert_int_equal(stat(path, &st), -1);
+}
+
 static void test_file_directory_leaves_nothing(void **state)
 {
 	char dir[128];
@@ -813,6 +844,7 @@ int main(void)
 		cmocka_unit_test(test_shared_memfd),
 		cmocka_unit_test(test_file_shared_writes_reach_file),
 		cmocka_unit_test(test_file_private_writes_stay),
+		cmocka_unit_test(test_file_allocated_at_creation),
 		cmocka_unit_test(test_file_directory_leaves_nothing),
 		cmocka_unit_test(test_mergeable),
 		cmocka_unit_test(test_prefault_create),

@@ -261,9 +261,15 @@ static void test_inflate_shared_file(void **state)
 	for (unsigned i = 0; i < 16; i++)
 		pfn[i] = (uint32_t)(DATA / PAGE + 2 * i);	/* every other page */
 	pfns(vm, t, INFLATE, pfn, 16);
-	assert_int_equal(file_bytes(vm->backings[0].fd), before - 16 * PAGE);
-	assert_int_equal(data[0], 0);
-	assert_int_equal(data[PAGE], 0xa5);
+	/*
+	 * The file was allocated at creation: on ext4 the 16 holes split its one extent, and the
+	 * extent tree may take a block of what they freed.
+	 */
+	assert_true(file_bytes(vm->backings[0].fd) <= before - 15 * PAGE);
+	for (unsigned i = 0; i < 16; i++) {
+		assert_int_equal(data[2 * i * PAGE], 0);
+		assert_int_equal(data[(2 * i + 1) * PAGE], 0xa5);
+	}
 	virtio_vm_end(vm);
 }
 

@@ -399,7 +399,7 @@ static uint64_t file_bytes(int fd)
 	return (uint64_t)st.st_blocks * 512;
 }
 
-/* A shared file: an unplugged block's pages leave the file (a hole), plugged ones stay. */
+/* A shared file: a plugged block is allocated in it, an unplugged one leaves it (a hole). */
 static void test_release_shared_file(void **state)
 {
 	struct vm_config c = one_zone(64 * MiB, 128 * MiB, 8 * MiB);
@@ -416,11 +416,12 @@ static void test_release_shared_file(void **state)
 	fd = vm->backings[0].fd;
 	assert_true(fd >= 0 && vm->backings[0].shared);
 	base = cfg64(vm, t, CFG_ADDR);
-	assert_int_equal(request(vm, t, PLUG, base, 3, NULL), ACK);
-	blk = gpa(vm, base, 3 * BLOCK);
 	before = file_bytes(fd);
-	memset(blk, 0xa5, 3 * BLOCK);
+	assert_int_equal(request(vm, t, PLUG, base, 3, NULL), ACK);
+	/* Allocated by the plug, before the guest touches it: a full file system NACKs instead. */
 	assert_true(file_bytes(fd) >= before + 3 * BLOCK);
+	blk = gpa(vm, base, 3 * BLOCK);
+	memset(blk, 0xa5, 3 * BLOCK);
 	before = file_bytes(fd);
 	assert_int_equal(request(vm, t, UNPLUG, base + BLOCK, 2, NULL), ACK);
 	assert_int_equal(file_bytes(fd), before - 2 * BLOCK);
