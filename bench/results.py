@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from . import backings, resize
+from . import backings, linux, resize
 
 SCHEMA = "memvisor-bench/1"
 # Parts measured per backing: each backing must have a figure or a skip reason in each.
@@ -212,6 +212,7 @@ def table(res: dict[str, Any]) -> str:
              f" kB, QEMU {_cell(res, 'vmm.qemu.rss_kb')} kB, ratio "
              f"{_ratio(res, 'vmm.memvisor_over_qemu.rss')}"]
     rows += resize_rows(res)
+    rows += linux.rows(res)
     by_reason: dict[str, list[str]] = {}
     for k, reason in res["skipped"].items():
         if not (k.startswith("host.") and k.count(".") == 1):  # those are in the host table
