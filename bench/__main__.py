@@ -41,7 +41,7 @@ def _only(text: str) -> list[str]:
     return names
 
 
-PARTS = ("host", "guest", "linux")     # part 1; parts 2-5; part 6
+PARTS = results.RUN_PARTS
 
 
 def _parts(text: str) -> list[str]:
@@ -110,8 +110,8 @@ def run(a: argparse.Namespace) -> tuple[dict[str, Any], bool]:
     if os.environ.get("VENUE") == "native" and not a.no_testhost:
         print("bench: VENUE=native: no test host, the guest parts natively", flush=True)
         a.no_testhost = True
-    no_guest = "test-host part not run (--no-testhost or VENUE=native)" if a.no_testhost \
-        else None if "guest" in a.parts else "not selected (--parts)"
+    no_guest = "not selected (--parts)" if "guest" not in a.parts else \
+        "test-host part not run (--no-testhost or VENUE=native)" if a.no_testhost else None
     if no_guest:
         _skip_all(skipped, ("guest", "boot"), no_guest)
         for part in ("vmm", "resize", "balloon"):
@@ -164,6 +164,8 @@ def run(a: argparse.Namespace) -> tuple[dict[str, Any], bool]:
             skipped.update({f"native.{k}": v for k, v in gs.items()})
             skipped["native.boot.qemu"] = skipped["native.vmm.qemu"] = \
                 "QEMU is compared in the test host only"
+    if native_kind is None and any(n.startswith("native.linux.") for n in figs):
+        native_kind = venue.native_kvm().kind     # bench-check compares like with like
     # Resize rates against this machine's limits of the host part, in both venues.
     ratios.update(resize.host_ratios(figs))
     out = {
@@ -175,6 +177,7 @@ def run(a: argparse.Namespace) -> tuple[dict[str, Any], bool]:
                    "testhost": not a.no_testhost, "qemu": not a.no_qemu, "warmup": not a.no_warmup,
                    "native": not a.no_native, "resize_size": a.resize_size,
                    "parts": a.parts, "linux_accel": a.linux_accel,
+                   "linux_testhost_options": " ".join(linux.TESTHOST),
                    "testhost_options": "ci/testhost defaults (2 nodes, 8G, 512x2M, 2x1G)"},
         "host": host,
         "venues": {"testhost": "QEMU TCG test host (ci/testhost), nested KVM",

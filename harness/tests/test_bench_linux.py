@@ -156,3 +156,18 @@ def test_microvm_boot_under_tcg_is_a_valid_sample() -> None:
     s, why = linux.sample(r)
     assert s is not None, f"{why}\n{r['stdout'][-2000:]}"
     assert 0 < s["init"] < s["report"] <= s["exit"] and s["kernel_init"] > 0
+
+
+def test_table_shows_only_the_parts_run_and_check_takes_the_skip() -> None:
+    from bench import check
+    res = {"created": "x", "machine": {"cpu": "c", "cpus": 2},
+           "params": {"repeat": 1, "parts": ["linux"]}, "backings": [], "figures": {},
+           "ratios": {}, "skipped": {"linux": "test-host part not run (--no-testhost)"}}
+    text = results.table(res)
+    assert "1. host populate" not in text and "2-3." not in text
+    assert "6. Linux boot (test host, one CPU): skipped: test-host part not run" in text
+    base = check.make_baseline({**res, "ratios": {"linux.memvisor_over_qemu_q35.exit": {
+        "value": 0.8, "better": "lower", "num": "linux.memvisor.exit_ms",
+        "den": "linux.qemu_q35.exit_ms", "paired": "linux.memvisor_over_qemu_q35.exit"}}})
+    [v] = check.compare(res, base)
+    assert v.status == "skipped" and "--no-testhost" in v.detail
