@@ -95,11 +95,11 @@ conformance: deps
 
 # BENCH_ARGS: e.g. make bench BENCH_ARGS="--size 256M --repeat 3" (see bench/README.md)
 bench: deps
-	@$(MAKE) --no-print-directory all $(BUILD)/bench/native
+	@$(MAKE) --no-print-directory all $(BUILD)/bench/native linux-guest
 	PYTHONPATH=harness$${PYTHONPATH:+:$$PYTHONPATH} $(PYTHON) -m bench run $(BENCH_ARGS)
 
 bench-check: deps
-	@$(MAKE) --no-print-directory all $(BUILD)/bench/native
+	@$(MAKE) --no-print-directory all $(BUILD)/bench/native linux-guest
 	PYTHONPATH=harness$${PYTHONPATH:+:$$PYTHONPATH} $(PYTHON) -m bench check $(BENCH_ARGS)
 
 # bench/native.c times the VMM's own backing code: linked with every VMM object but main.o.

@@ -11,11 +11,11 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from . import BUILD, OUT, backings, check, guest, native, resize, results
+from . import BUILD, OUT, backings, check, guest, linux, native, resize, results
 from memvisor import venue  # noqa: E402  (bench/__init__ puts harness/ on the path)
-from memvisor.runner import run_cases, wait_for_other_testhosts  # noqa: E402
+from memvisor.runner import TesthostOptions, run_cases, wait_for_other_testhosts  # noqa: E402
 from memvisor.sizes import parse_size  # noqa: E402
 
 
@@ -41,7 +41,23 @@ def _only(text: str) -> list[str]:
     return names
 
 
+PARTS = results.RUN_PARTS
+
+
+def _parts(text: str) -> list[str]:
+    names = [n for n in text.split(",") if n]
+    for n in names:
+        if n not in PARTS:
+            raise argparse.ArgumentTypeError(f"{n}: not one of {', '.join(PARTS)}")
+    return names
+
+
 def run_args(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--parts", type=_parts, default=list(PARTS),
+                    help="parts to run: host (1), guest (2-5), linux (6) [host,guest,linux]")
+    ap.add_argument("--linux-accel", choices=("kvm", "tcg"), default="kvm",
+                    help="QEMU's accelerator in part 6; tcg only to debug it where KVM cannot "
+                         "run Linux (memvisor still needs KVM) [kvm]")
     ap.add_argument("--size", type=_size, default=_size("1G"), help="host populate size per backing [1G]")
     ap.add_argument("--repeat", type=int, default=5, help="timed repeats of everything [5]")
     ap.add_argument("--fault-size", type=_size, default=_size("64M"),
@@ -77,11 +93,15 @@ def run(a: argparse.Namespace) -> tuple[dict[str, Any], bool]:
     ok = True
     # A test host (ours or anyone's) would share the 2 cores with every timing below.
     wait_for_other_testhosts(1800)
-    print(f"bench: host part, {a.size >> 20} MiB per backing, {a.repeat} repeats", flush=True)
-    recs, pools = native.run(a.size, a.repeat, a.tmpfs, not a.no_warmup, a.only)
-    figs, ratios, skipped, host = native.figures(recs)
+    if "host" in a.parts:
+        print(f"bench: host part, {a.size >> 20} MiB per backing, {a.repeat} repeats", flush=True)
+        recs, pools = native.run(a.size, a.repeat, a.tmpfs, not a.no_warmup, a.only)
+        figs, ratios, skipped, host = native.figures(recs)
+        host["hugetlb_pools"] = pools
+    else:
+        figs, ratios, skipped, host = {}, {}, {}, {}
+        _skip_all(skipped, ("host",), "not selected (--parts)")
     timing = {"host_s": round(time.monotonic() - t0, 1)}
-    host["hugetlb_pools"] = pools
     if a.only:
         for b in set(backings.names()) - set(a.only):
             skipped[f"host.{b}"] = "not selected (--only)"
@@ -90,11 +110,12 @@ def run(a: argparse.Namespace) -> tuple[dict[str, Any], bool]:
     if os.environ.get("VENUE") == "native" and not a.no_testhost:
         print("bench: VENUE=native: no test host, the guest parts natively", flush=True)
         a.no_testhost = True
-    if a.no_testhost:
-        why = "test-host part not run (--no-testhost or VENUE=native)"
-        _skip_all(skipped, ("guest", "boot"), why)
+    no_guest = "not selected (--parts)" if "guest" not in a.parts else \
+        "test-host part not run (--no-testhost or VENUE=native)" if a.no_testhost else None
+    if no_guest:
+        _skip_all(skipped, ("guest", "boot"), no_guest)
         for part in ("vmm", "resize", "balloon"):
-            skipped[part] = why
+            skipped[part] = no_guest
     else:
         t1 = time.monotonic()
         res, gf, gr, gs = _guest_part(p, "testhost")
@@ -111,9 +132,18 @@ def run(a: argparse.Namespace) -> tuple[dict[str, Any], bool]:
             for b in set(backings.names()) - set(p.only):
                 for part in ("guest", "boot"):
                     skipped.setdefault(f"{part}.{b}", "not selected (--only/--guest-only)")
+    lp = linux.Params(repeat=a.repeat, warmup=not a.no_warmup, accel=a.linux_accel,
+                      vmms=linux.VMMS[:1] if a.no_qemu else linux.VMMS)
+    if "linux" not in a.parts:
+        skipped["linux"] = skipped["native.linux"] = "not selected (--parts)"
+    else:
+        ok = _linux_part(a, lp, figs, ratios, skipped, timing) and ok
     native_kind = None
     if a.no_native:
         skipped["native"] = "native part not run (--no-native)"
+    elif "guest" not in a.parts:
+        for part in ("guest", "boot", "vmm", "resize", "balloon"):
+            skipped[f"native.{part}"] = "not selected (--parts)"
     else:
         decision = venue.decide("native")
         n = decision.native
@@ -134,6 +164,8 @@ def run(a: argparse.Namespace) -> tuple[dict[str, Any], bool]:
             skipped.update({f"native.{k}": v for k, v in gs.items()})
             skipped["native.boot.qemu"] = skipped["native.vmm.qemu"] = \
                 "QEMU is compared in the test host only"
+    if native_kind is None and any(n.startswith("native.linux.") for n in figs):
+        native_kind = venue.native_kvm().kind     # bench-check compares like with like
     # Resize rates against this machine's limits of the host part, in both venues.
     ratios.update(resize.host_ratios(figs))
     out = {
@@ -144,6 +176,8 @@ def run(a: argparse.Namespace) -> tuple[dict[str, Any], bool]:
                    "boot_size": a.boot_size, "only": a.only, "guest_only": a.guest_only, "tmpfs": a.tmpfs,
                    "testhost": not a.no_testhost, "qemu": not a.no_qemu, "warmup": not a.no_warmup,
                    "native": not a.no_native, "resize_size": a.resize_size,
+                   "parts": a.parts, "linux_accel": a.linux_accel,
+                   "linux_testhost_options": " ".join(linux.TESTHOST),
                    "testhost_options": "ci/testhost defaults (2 nodes, 8G, 512x2M, 2x1G)"},
         "host": host,
         "venues": {"testhost": "QEMU TCG test host (ci/testhost), nested KVM",
@@ -179,11 +213,7 @@ def _guest_part(p: guest.Params, where: str) -> tuple[list[dict[str, Any]], dict
         cases = guest.cases(p) + resize.cases(p)
         print(f"bench: {len(cases)} guest cases ({where})", flush=True)
 
-        def progress(i: int, r: dict[str, Any]) -> None:
-            print(f"bench:   [{i + 1}/{len(cases)}] {r['name']}: rc={r['rc']} {r['seconds']}s"
-                  + (f" LOST: {r['lost'].splitlines()[0]}" if r.get("lost") else ""),
-                  file=sys.stderr, flush=True)
-        res = run_cases(cases, where, on_result=progress)
+        res = run_cases(cases, where, on_result=_progress(cases))
         again = [i for i, r in enumerate(res) if r.get("lost")]
         if again:
             print(f"bench: {len(again)} lost cases get one more test host", flush=True)
@@ -192,6 +222,55 @@ def _guest_part(p: guest.Params, where: str) -> tuple[list[dict[str, Any]], dict
         figs, ratios, skipped = guest.figures(res, p)
         rf, rs = resize.figures(res, p)
         return res, {**figs, **rf}, ratios, {**skipped, **rs}
+
+
+def _progress(cases: list[dict[str, Any]]) -> Callable[[int, dict[str, Any]], None]:
+    def progress(i: int, r: dict[str, Any]) -> None:
+        print(f"bench:   [{i + 1}/{len(cases)}] {r['name']}: rc={r['rc']} {r['seconds']}s"
+              + (f" LOST: {r['lost'].splitlines()[0]}" if r.get("lost") else ""),
+              file=sys.stderr, flush=True)
+    return progress
+
+
+def _linux_part(a: argparse.Namespace, p: linux.Params, figs: dict[str, Any],
+                ratios: dict[str, Any], skipped: dict[str, str], timing: dict[str, Any]) -> bool:
+    """Part 6 in its own one-CPU test host (conformance/linux.py: why), and natively where this
+    machine's KVM runs Debian's kernel (PVM does not). False when a case was lost."""
+    ok = True
+    venues: list[tuple[str, str, linux.Params]] = []
+    if a.no_testhost:
+        skipped["linux"] = "test-host part not run (--no-testhost or VENUE=native)"
+    else:
+        venues.append(("testhost", "", p))
+    if a.no_native:
+        skipped["native.linux"] = "native part not run (--no-native)"
+    else:
+        why = venue.native_linux()
+        # QEMU under TCG needs no KVM; memvisor (and QEMU under KVM) need one that runs Linux.
+        can = [v for v in p.vmms if why is None or (v != "memvisor" and p.accel == "tcg")]
+        for v in set(p.vmms) - set(can):
+            skipped[f"native.linux.{v}"] = f"this machine's KVM cannot run Linux: {why}"
+        if can:
+            venues.append(("native", "native.", dataclasses.replace(p, vmms=tuple(can))))
+        else:
+            skipped["native.linux"] = f"this machine's KVM cannot run Linux: {why}"
+    for where, prefix, vp in venues:
+        cases = linux.cases(vp)
+        print(f"bench: Linux boot part, {len(cases)} cases ({where}"
+              + (", one CPU)" if where == "testhost" else ")"), flush=True)
+        t = time.monotonic()
+        res = run_cases(cases, where, on_result=_progress(cases),
+                        opts=TesthostOptions(extra=linux.TESTHOST))
+        timing[f"linux_{where}_s"] = round(time.monotonic() - t, 1)
+        ok = ok and not any(r.get("lost") for r in res)
+        f, r, s = linux.renamed(prefix, *linux.figures(res, vp))
+        figs.update(f)
+        ratios.update(r)
+        skipped.update(s)
+        for name, fig in f.items():
+            for bad in fig.get("invalid", []) if name.endswith(".exit_ms") else []:
+                print(f"bench: {name[:-len('.exit_ms')]}: invalid sample, {bad}", file=sys.stderr)
+    return ok
 
 
 def _renamed(r: dict[str, Any]) -> dict[str, Any]:
@@ -216,7 +295,8 @@ def cmd_check(a: argparse.Namespace) -> int:
             no_testhost=not bp["testhost"], no_qemu=not bp["qemu"],
             no_warmup=not bp.get("warmup", True), no_plots=False, out=a.out,
             no_native=not bp.get("native", True),
-            resize_size=bp.get("resize_size", _resize_size("256M")))
+            resize_size=bp.get("resize_size", _resize_size("256M")),
+            parts=bp.get("parts", list(PARTS)), linux_accel=bp.get("linux_accel", "kvm"))
         res, _ = run(ns)
     bad = results.problems(res)
     if bad:

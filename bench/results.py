@@ -11,11 +11,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-from . import backings, resize
+from . import backings, linux, resize
 
 SCHEMA = "memvisor-bench/1"
 # Parts measured per backing: each backing must have a figure or a skip reason in each.
 PARTS = ("host", "guest", "boot")
+# What `--parts` selects: part 1, parts 2-5 (test host and native), part 6 (bench/linux.py).
+RUN_PARTS = ("host", "guest", "linux")
 
 
 def _read(path: str) -> str:
@@ -170,13 +172,10 @@ def resize_rows(res: dict[str, Any]) -> list[str]:
     return rows
 
 
-def table(res: dict[str, Any]) -> str:
-    """The short table: medians, (min-max) over the repeats, ratios of this run."""
+def host_rows(res: dict[str, Any]) -> list[str]:
+    """Part 1."""
     p = res["params"]
-    rows = [f"memvisor bench, {res['created']}, {res['machine']['cpu']} x{res['machine']['cpus']}; "
-            f"medians (min-max) of {p['repeat']} runs",
-            "",
-            f"1. host populate of {p['size'] >> 20} MiB: ns per 4 KiB page, and as a fraction of "
+    rows = ["", f"1. host populate of {p['size'] >> 20} MiB: ns per 4 KiB page, and as a fraction of "
             "memset over populated memory (1 thread; parallel: all CPUs)"]
     limits = [f"{n[len('host.limit.'):]} {_cell(res, n)} GB/s" for n in res["figures"]
               if n.startswith("host.limit.")]
@@ -191,11 +190,17 @@ def table(res: dict[str, Any]) -> str:
         rows.append(f"   {b:14}" + "".join(
             f"{_cell(res, f'host.{b}.{m}.ns_per_page').split(' ')[0]:>10} ns "
             f"{_ratio(res, f'host.{b}.{m}.fraction_of_limit'):>7}x   " for m in modes))
-    rows += ["", f"2-3. in the test host: fault guest (ns per touch, 4 KiB stride, regions of "
-                 f"{p['fault_size'] >> 20} MiB) and boot of the probe ({p['boot_size'] >> 20} MiB; "
-                 "ms since memvisor started)",
-             f"   {'backing':14}{'1st touch':>22}{'2nd touch':>18}{'1st/2nd':>8}{'2M 1st':>10}"
-             f"{'entry':>9}{'exit':>9}{'prefault exit':>15}"]
+    return rows
+
+
+def guest_rows(res: dict[str, Any]) -> list[str]:
+    """Parts 2-4 in the test host."""
+    p = res["params"]
+    rows = ["", f"2-3. in the test host: fault guest (ns per touch, 4 KiB stride, regions of "
+                f"{p['fault_size'] >> 20} MiB) and boot of the probe ({p['boot_size'] >> 20} MiB; "
+                "ms since memvisor started)",
+            f"   {'backing':14}{'1st touch':>22}{'2nd touch':>18}{'1st/2nd':>8}{'2M 1st':>10}"
+            f"{'entry':>9}{'exit':>9}{'prefault exit':>15}"]
     for b in res["backings"]:
         g = f"guest.{b}"
         rows.append(f"   {b:14}{_cell(res, g + '.fault_4k_first'):>22}"
@@ -211,7 +216,21 @@ def table(res: dict[str, Any]) -> str:
              f"4. VMM resident memory without guest RAM: memvisor {_cell(res, 'vmm.memvisor.rss_kb')}"
              f" kB, QEMU {_cell(res, 'vmm.qemu.rss_kb')} kB, ratio "
              f"{_ratio(res, 'vmm.memvisor_over_qemu.rss')}"]
+    return rows
+
+
+def table(res: dict[str, Any]) -> str:
+    """The short table: medians, (min-max) over the repeats, ratios of this run."""
+    p = res["params"]
+    rows = [f"memvisor bench, {res['created']}, {res['machine']['cpu']} x{res['machine']['cpus']}; "
+            f"medians (min-max) of {p['repeat']} runs"]
+    parts = p.get("parts") or RUN_PARTS
+    if "host" in parts:
+        rows += host_rows(res)
+    if "guest" in parts:
+        rows += guest_rows(res)
     rows += resize_rows(res)
+    rows += linux.rows(res)
     by_reason: dict[str, list[str]] = {}
     for k, reason in res["skipped"].items():
         if not (k.startswith("host.") and k.count(".") == 1):  # those are in the host table

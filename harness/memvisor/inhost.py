@@ -40,6 +40,9 @@ def _reader(stream, sink: list[str], marker: str | None, seen: threading.Event,
         sink.append(line)
         if marker and line.startswith(marker):
             seen.set()
+    if times is not None:
+        # End of the output: the VMM's exit closed the pipe (found without _wait's polling).
+        times.append(time.monotonic())
     seen.set()
 
 
@@ -126,6 +129,11 @@ def _attempt(case: dict) -> dict:
     t_err.join()
     result.update(rc=proc.returncode, stdout="".join(out), stderr="".join(err),
                   seconds=round(time.monotonic() - start, 3), hp_after=hugepage_counters())
+    if case.get("stamp_lines"):
+        # Seconds from just before the VMM was started to each console line's arrival, and
+        # to the end of its output (bench/linux.py: boot times).
+        result["line_times"] = [round(t - start, 6) for t in out_times[:len(out)]]
+        result["eof_s"] = round(out_times[-1] - start, 6) if len(out_times) > len(out) else None
     result["files_after"] = {p: _file_facts(p) for p in case.get("files", [])}
     if case.get("layout_argv"):
         # --print-layout validates against this host (nodes, pools): it runs where the case ran.
