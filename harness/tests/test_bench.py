@@ -192,12 +192,13 @@ def test_stored_baseline_is_usable() -> None:
 def test_memvisor_accepts_each_backings_options(b: backings.Backing, tmp_path: Path) -> None:
     """The same options string memvisor is given in the test host: parsed and validated
     natively (--print-layout maps nothing); hugetlb may be refused only for its pool."""
-    memvisor = TOP / "build" / "memvisor"
-    if not memvisor.exists():
-        pytest.skip("build/memvisor missing: run `make` first")
+    memvisor, kernel = TOP / "build" / "memvisor", TOP / "build" / "guests" / "fault.elf"
+    if not memvisor.exists() or not kernel.exists():
+        pytest.skip("build/memvisor or the fault guest missing: run `make` first")
     args = backings.memvisor_args(b, backings.guest_size(b, 64 << 20), str(tmp_path), True)
     assert ("PATH" in dict(b.selectors).values()) == (str(tmp_path) in " ".join(args))
-    r = subprocess.run([str(memvisor), *args, "--kernel", "x.elf", "--print-layout"],
+    # --print-layout loads the kernel as a run would (it applies every check without KVM).
+    r = subprocess.run([str(memvisor), *args, "--kernel", str(kernel), "--print-layout"],
                        capture_output=True, text=True, timeout=30)
     if b.page_size and r.returncode == 1:
         assert "huge page" in r.stderr or "hugepage_size" in r.stderr, r.stderr
