@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from memvisor.driver import BUILD, VmConfig
 from memvisor.hoststate import parse_smaps
 from memvisor.oracle import Expectation
-from memvisor.report import ReportError
+from memvisor.report import Report, ReportError
 from memvisor.resizemodel import OK, ResizeModel
 
 from . import linux
@@ -30,13 +30,27 @@ STEP_BUDGET_S = 20       # what a step adds to its case's time budget (most take
 RESIDENT_SLACK = 8 * MiB
 SUMMARY = "^SUMMARY:"
 QUICK = ("resize-vmem-default", "resize-acpi-grow")
+# Free page reporting (Linux 6.1 mm/page_reporting.c): a freed block of order >= pageblock_order
+# (2 MiB on x86; page_reporting_register: `prdev->order ? : pageblock_order`, virtio_balloon sets
+# no order) requests a pass, which starts PAGE_REPORTING_DELAY (2 * HZ) later and reports up to
+# budget + 1 batches of PAGE_REPORTING_CAPACITY (32) blocks per free list, budget being a
+# sixteenth of the list (at least 1); what is left waits for the next pass, 2 s on. A 256 MiB
+# hog frees 64-128 such blocks: the first pass or two report them (QEMU TCG: 252 of 256 MiB
+# back on the host 2 s after the hog ended). FPR_SETTLE_S after the guest's report that the hog
+# ended, the host must hold at least FPR_FRACTION of the hog less than at its peak.
+FPR_SETTLE_S = 10
+FPR_FRACTION = 0.5
+HOG_TOUCHED = "^hog touched="
+# A hog in the test host: nested KVM under TCG, each first touch two page faults (the guest's,
+# then memvisor's), each OOM deflation 1 MiB (VIRTIO_BALLOON_OOM_NR_PAGES, 256 pages).
+HOG_TIMEOUT_S = 120
 
 
 @dataclass(frozen=True)
 class Step:
     name: str
-    endpoint: str            # "vm.resize" or "vm.resize-zone"
-    body: dict | str         # a str is sent as is (malformed JSON)
+    endpoint: str            # "vm.resize", "vm.resize-zone", "console" (typed) or "settle"
+    body: dict | str         # a str is sent as is (malformed JSON), or typed; settle: seconds
 
 
 @dataclass(frozen=True)
@@ -62,6 +76,15 @@ def balloon(n: int) -> Step:
 
 def zone(zid: str, n: int) -> Step:
     return Step(f"zone-{zid}-{n // MiB}M", "vm.resize-zone", {"id": zid, "desired_ram": n})
+
+
+def hog(n: int) -> Step:
+    """The Linux guest needs n bytes: its /init runs `report hog` (writes, reads back, frees)."""
+    return Step(f"hog-{n // MiB}M", "console", {"hog": n})
+
+
+def settle(seconds: int) -> Step:
+    return Step(f"settle-{seconds}s", "settle", {"seconds": seconds})
 
 
 _NUMA2 = ("guest_numa_id=0,cpus=0,distances=[1@20],memory_zones=mem0",
@@ -105,6 +128,15 @@ SEQUENCES = (
              steps=(grow(1024 * MiB), grow(1536 * MiB), grow(1024 * MiB))),
     Sequence("linux-resize-balloon", "size=1G", balloon="size=0", linux=True,
              steps=(balloon(256 * MiB), balloon(0))),
+    # CH's test_virtio_balloon_deflate_on_oom and _free_page_reporting in small, the guest's
+    # need made by the guest itself (a hog typed on its console) instead of CH's sysrq OOM and
+    # `stress`: a balloon holding 384 of 512 MiB leaves Linux about 40 MiB free, so a 256 MiB
+    # hog can only be served by the balloon deflating (and the hog, not OOM-killed, ends).
+    Sequence("linux-balloon-deflate-on-oom", "size=512M", balloon="size=0,deflate_on_oom=on",
+             linux=True, steps=(balloon(384 * MiB), hog(256 * MiB), balloon(0))),
+    Sequence("linux-balloon-free-page-reporting", "size=512M",
+             balloon="size=0,free_page_reporting=on", linux=True,
+             steps=(hog(256 * MiB), settle(FPR_SETTLE_S))),
     Sequence("resize-acpi-grow", "size=256M,hotplug_size=1G",
              steps=(grow(384 * MiB), grow(640 * MiB), grow(600 * MiB), grow(512 * MiB),
                     grow(1280 * MiB), grow(1408 * MiB), grow(1280 * MiB))),
@@ -136,12 +168,35 @@ def virtio_mem_method(s: Sequence) -> bool:
     return "hotplug_method=virtio-mem" in (s.memory or "")
 
 
+def _hog_steps(st: Step, now: dict) -> list[dict]:
+    """A hog typed on the console: one step until all of it is written (the host's sample then
+    is the hog's peak), one until the guest's report after it ended."""
+    n = st.body["hog"]
+    return [{"name": st.name, "kind": "hog", "hog": n, "type": f"hog {n // MiB}M\n",
+             "wait": HOG_TOUCHED, "timeout": HOG_TIMEOUT_S, "sample": ["smaps"], "expect": now},
+            {"name": f"{st.name}-done", "kind": "hog-done", "hog": n, "wait": SUMMARY,
+             "wait_from": "previous", "timeout": HOG_TIMEOUT_S, "quiet": LINUX_QUIET_S,
+             "expect": now}]
+
+
+def _balloon_options(opts: str | None) -> dict[str, str]:
+    return dict(o.partition("=")[::2] for o in (opts or "").split(",") if o)
+
+
 def plan_steps(s: Sequence, exp: Expectation) -> list[dict]:
     """The steps as sequence.py runs them, each with the answer and state the model gives."""
-    model = ResizeModel(exp, virtio_mem_method(s))
-    out = []
+    model = ResizeModel(exp, virtio_mem_method(s), deflate_on_oom=_balloon_options(
+        s.balloon).get("deflate_on_oom") in ("on", "true"))
+    out: list[dict] = []
     for st in s.steps:
         before = model.snapshot()
+        if st.endpoint == "console":
+            out += _hog_steps(st, before)
+            continue
+        if st.endpoint == "settle":
+            out.append({"name": st.name, "kind": "settle", "wait": None,
+                        "settle": st.body["seconds"], "expect": before})
+            continue
         if isinstance(st.body, str) or not all(isinstance(v, (int, str)) for v in st.body.values()) \
                 or not isinstance(st.body.get("desired_ram", st.body.get("desired_balloon")), int):
             status = 400                   # malformed JSON, wrong type: nothing changes
@@ -239,39 +294,145 @@ def _check_answer(p: dict, r: dict, where: str) -> list[str]:
     return bad
 
 
-def _linux_totals(text: str) -> list[tuple[int, bool, str]]:
-    """(MemTotal, the report's own checks passed, summary) of each Linux report in text."""
-    out = []
+def _linux_reports(text: str) -> list[Report | str]:
+    """Each Linux report in text, or why it could not be read."""
+    out: list[Report | str] = []
     for part in text.split(linux.BANNER)[1:]:
         try:
-            r = linux.parse_linux(linux.BANNER + part)
+            out.append(linux.parse_linux(linux.BANNER + part))
         except ReportError as e:
-            out.append((-1, False, str(e)))
-            continue
-        mem = r.one("meminfo")
-        out.append((mem.num("total") if mem else -1, r.ok, r.summary))
+            out.append(str(e))
     return out
 
 
-def check_linux(exp: Expectation, planned: list[dict], result: dict) -> list[str]:
-    """A Linux resize case: after each change, MemTotal moved by what the model's RAM less
-    balloon moved, to within what Linux keeps for the new memory's struct pages."""
+def _num(r: Report | str | None, key: str, field: str) -> int | None:
+    ln = r.one(key) if isinstance(r, Report) else None
+    return ln.num(field) if ln is not None and ln.has(field) else None
+
+
+_HOG_END = re.compile(r"^hog status=(\d+)")
+_HOG_DONE = re.compile(r"^hog size=0x([0-9a-f]+) bad_pages=(\d+)")
+
+
+def _hog_end(lines: list[str]) -> str:
+    """How the hog ended, as far as the console tells."""
+    ends = [int(m[1]) for m in map(_HOG_END.match, lines) if m]
+    errors = [ln.strip() for ln in lines if ln.startswith("hog error=")]
+    if not ends:
+        return "no `hog status=` line" + (f" ({errors[0]})" if errors else "")
+    # 137: SIGKILL, which is how the OOM killer ends a process.
+    return f"status {ends[0]}" + (" (killed: the OOM killer)" if ends[0] == 137 else "") + \
+        (f" ({errors[0]})" if errors else "")
+
+
+def _check_hog(p: dict, r: dict, before: Report, after: Report | str | None, ram: int,
+               deflate_on_oom: bool, where: str) -> list[str]:
+    """The guest's report after a hog: the hog ended well and was not OOM-killed, its memory
+    read back intact, MemTotal kept; with deflate_on_oom the balloon gave back at least what the
+    hog needed beyond what was free, and the VMM's memory_actual_size follows the driver."""
+    lines = r["lines"]
+    bad = []
+    done = [m for m in map(_HOG_DONE.match, lines) if m]
+    if _hog_end(lines) != "status 0":
+        bad.append(f"{where}: the {p['hog'] // MiB} MiB hog ended with {_hog_end(lines)}")
+    elif len(done) != 1 or int(done[0][1], 16) != p["hog"] or int(done[0][2]):
+        bad.append(f"{where}: the hog's memory did not read back intact: "
+                   f"{done[0][0] if done else 'no `hog size=` line'}")
+    if not isinstance(after, Report):
+        return bad + [f"{where}: no readable Linux report after the hog: {after}"]
+    if _num(after, "meminfo", "total") != _num(before, "meminfo", "total"):
+        bad.append(f"{where}: MemTotal {_num(after, 'meminfo', 'total')} after the hog, "
+                   f"{_num(before, 'meminfo', 'total')} before")
+    if not deflate_on_oom:
+        return bad
+    held0, held1 = _num(before, "balloon", "held"), _num(after, "balloon", "held")
+    free0 = _num(before, "meminfo", "free")
+    if held0 is None or held1 is None or free0 is None:
+        return bad + [f"{where}: no balloon or meminfo line in the reports around the hog"]
+    need = p["hog"] - free0
+    if held0 - held1 < need:
+        bad.append(f"{where}: the balloon gave back {(held0 - held1) // MiB} MiB for the hog "
+                   f"(held {held0 // MiB} MiB, then {held1 // MiB} MiB), expected at least "
+                   f"{need // MiB} MiB: the hog less the {free0 // MiB} MiB that were free")
+    actual = json.loads(r["info"]).get("memory_actual_size") if r.get("info_status") == 200 \
+        else None
+    if actual != ram - held1:
+        bad.append(f"{where}: vm.info memory_actual_size {actual}, expected {ram - held1} "
+                   f"(the RAM less the {held1 // MiB} MiB the guest's balloon holds)")
+    return bad
+
+
+def _check_reported(p: dict, r: dict, hog: int, peak: int | None, base: int,
+                    where: str) -> list[str]:
+    """Free page reporting: the hog was resident on the host at its peak, and FPR_SETTLE_S
+    after the guest's report that it ended, FPR_FRACTION of it is gone from the host again."""
+    if peak is None:
+        return [f"{where}: no host sample at the hog's peak"]
+    after = _total_resident(r["smaps"])
+    floor = int(hog * FPR_FRACTION)
+    if peak - base < floor:
+        return [f"{where}: memvisor held {(peak - base) // MiB:+d} MiB at the hog's peak, "
+                f"expected at least {floor // MiB:+d} MiB (the hog's memory resident)"]
+    if peak - after < floor:
+        return [f"{where}: memvisor holds {(peak - after) // MiB} MiB less than at the hog's "
+                f"peak {p['settle']} s after the guest's report, expected at least "
+                f"{floor // MiB} MiB (free page reporting gives freed memory back)"]
+    return []
+
+
+def check_linux(exp: Expectation, planned: list[dict], result: dict,
+                balloon_opts: str | None = None) -> list[str]:
+    """A Linux resize case: after each change, MemTotal moved by what the model says (the RAM
+    less the balloon, or the RAM alone with deflate_on_oom), to within what Linux keeps for the
+    new memory's struct pages; the balloon holds its target; hogs and free page reporting as
+    _check_hog and _check_reported say."""
     first = _first_checks(result)
     if first:
         return first
     steps = result["steps"]
-    reports = _linux_totals(result["stdout"])
-    if not reports or reports[0][0] < 0:
+    reports = _linux_reports(result["stdout"])
+    if not reports or _num(reports[0], "meminfo", "total") is None:
         return [f"no readable first Linux report: {reports[:1]}"]
-    bad = [f"Linux report: {summary}" for _, ok, summary in reports if not ok]
-    total0 = reports[0][0]
-    actual0 = exp.boot_ram + sum(h.plugged for h in exp.hotplug) - (exp.balloon_size or 0)
+    bad = [f"Linux report: {x if isinstance(x, str) else x.summary}"
+           for x in reports if isinstance(x, str) or not x.ok]
+    opts = _balloon_options(balloon_opts)
+    doo = opts.get("deflate_on_oom") in ("on", "true")
+    fpr = opts.get("free_page_reporting") in ("on", "true")
+    last = reports[0]
+    assert isinstance(last, Report)
+    total0 = _num(last, "meminfo", "total") or 0
+    memtotal0 = ResizeModel(exp, False, deflate_on_oom=doo).snapshot()["memtotal"]
+    base = _total_resident(steps[0].get("smaps_before", ""))
+    peak: int | None = None
     for p, r in zip(planned, steps):
         where = f"step {p['name']}"
+        kind = p.get("kind", "api")
+        if kind != "api" and r.get("error"):
+            bad.append(f"{where}: {r['error']}")
+            break
+        if kind in ("hog", "hog-done") and not r.get("matched"):
+            what = f"the guest did not write its {p['hog'] // MiB} MiB hog" if kind == "hog" \
+                else "no Linux report after the hog"
+            bad.append(f"{where}: {what} within {p['timeout']} s; the hog ended with "
+                       f"{_hog_end(r['lines'])}")
+            break
+        if kind == "hog":
+            peak = _total_resident(r.get("sample_at_match", {}).get("smaps", ""))
+            continue
+        if kind == "hog-done":
+            after = (_linux_reports("".join(r["lines"])) or [None])[-1]
+            bad += _check_hog(p, r, last, after, p["expect"]["ram"], doo, where)
+            last = after if isinstance(after, Report) else last
+            continue
+        if kind == "settle":
+            if fpr:
+                bad += _check_reported(p, r, max(q.get("hog", 0) for q in planned), peak, base,
+                                       where)
+            continue
         bad += _check_answer(p, r, where)
         if r.get("error") or (p["wait"] and not r.get("matched")):
             break
-        seen = _linux_totals("".join(r["lines"]))
+        seen = _linux_reports("".join(r["lines"]))
         if not p["wait"]:
             if seen:
                 bad.append(f"{where}: Linux's memory changed on a request that must change nothing")
@@ -279,11 +440,18 @@ def check_linux(exp: Expectation, planned: list[dict], result: dict) -> list[str
         if not seen:
             bad.append(f"{where}: no Linux report after the change")
             continue
-        want = p["expect"]["actual"] - actual0
-        got = seen[-1][0] - total0
+        want = p["expect"]["memtotal"] - memtotal0
+        got = (_num(seen[-1], "meminfo", "total") or -1) - total0
         if abs(got - want) > abs(want) // 32 + LINUX_SLACK:
             bad.append(f"{where}: Linux's MemTotal moved by {got // MiB:+d} MiB, expected "
                        f"{want // MiB:+d} MiB")
+        held = _num(seen[-1], "balloon", "held")
+        body = p["call"][2] if len(p.get("call") or ()) > 2 else None
+        if isinstance(body, dict) and "desired_balloon" in body and held is not None \
+                and held != p["expect"]["balloon"]:
+            bad.append(f"{where}: the guest's balloon holds {held // MiB} MiB, expected "
+                       f"{p['expect']['balloon'] // MiB} MiB")
+        last = seen[-1] if isinstance(seen[-1], Report) else last
     if len(steps) < len(planned) and not bad:
         bad.append(f"only {len(steps)} of {len(planned)} steps ran")
     return bad
@@ -291,7 +459,7 @@ def check_linux(exp: Expectation, planned: list[dict], result: dict) -> list[str
 
 def _balloon_features(opts: str | None) -> int:
     """The feature bits the balloon must offer: VERSION_1, and each option's (CH's balloon.rs)."""
-    kv = dict(o.partition("=")[::2] for o in (opts or "").split(",") if o)
+    kv = _balloon_options(opts)
     bits = 1 << 32
     if kv.get("deflate_on_oom") in ("on", "true"):
         bits |= 1 << 2                  # VIRTIO_BALLOON_F_DEFLATE_ON_OOM

@@ -43,7 +43,7 @@ def inhost_case(case: matrix.Case, driver: MemvisorDriver) -> dict:
                                      if case.config.api_socket else []),
         "teardown": list(case.teardown),
         "files": list(case.files),
-        "timeout": (linux.CASE_TIMEOUT_S if case.guest == "linux" else CASE_TIMEOUT_S
+        "timeout": ((linux.CASE_TIMEOUT_S if case.guest == "linux" else CASE_TIMEOUT_S)
                     + resize.STEP_BUDGET_S * len(case.steps)),
         "steps": [{k: v for k, v in s.items() if not k.startswith("expect")} for s in case.steps],
         "input": ({"after": linux.SHELL_UP, "text": linux.SHELL_INPUT}
@@ -71,7 +71,8 @@ def check(case: matrix.Case, result: dict) -> list[str]:
         return hostile.check(hostile.by_name(case.name), case.expect, result) + \
             setup_failures(result)
     if case.steps and case.guest == "linux":
-        return resize.check_linux(case.expect, list(case.steps), result) + setup_failures(result)
+        return resize.check_linux(case.expect, list(case.steps), result, case.config.balloon) + \
+            setup_failures(result)
     if case.steps:
         return resize.check(case.expect, list(case.steps), result, case.config.balloon) + \
             setup_failures(result)

@@ -6,6 +6,10 @@
  * /proc, /sys and the kernel log only. Nothing here may stop the report half-way: a file that
  * cannot be read is an `error` line of the check it belongs to, and the report still ends with
  * its SUMMARY. Exit status: 0 all checks passed or skipped, 1 a check failed, 2 stdout failed.
+ *
+ * `report hog SIZE` instead makes the guest need memory (/init runs it when the host types
+ * `hog SIZE` on the console): SIZE bytes of anonymous memory are written, then read back, then
+ * freed. Exit status: 0 all read back intact, 1 not, 2 bad SIZE or no mapping.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -310,6 +314,32 @@ static void report_meminfo(struct report *r)
 		return;
 	}
 	printf("meminfo total=0x%llx free=0x%llx\n", total, avail);
+}
+
+/*
+ * What the balloon driver holds: /proc/vmstat counts each page it enqueued and dequeued
+ * (balloon_page_enqueue/dequeue, CONFIG_MEMORY_BALLOON). With VIRTIO_BALLOON_F_DEFLATE_ON_OOM
+ * MemTotal does not show the balloon (virtio_balloon.c skips adjust_managed_page_count), so
+ * this is the only view of it. No line when the kernel has no such counters.
+ */
+static void report_balloon(struct report *r)
+{
+	static char text[TEXT_SIZE];
+	unsigned long long in, out;
+	const char *p, *q;
+
+	if (read_text(r, CHECK_READ, "/proc/vmstat", text, sizeof(text)) < 0)
+		return;
+	p = strstr(text, "\nballoon_inflate ");
+	q = strstr(text, "\nballoon_deflate ");
+	if (!p || !q)
+		return;
+	if (sscanf(p, "\nballoon_inflate %llu", &in) != 1 || sscanf(q, "\nballoon_deflate %llu", &out) != 1 ||
+	    out > in) {
+		error(r, CHECK_READ, "/proc/vmstat: unreadable balloon_inflate or balloon_deflate");
+		return;
+	}
+	printf("balloon held=0x%llx inflated=%llu deflated=%llu\n", (in - out) * 4096ULL, in, out);
 }
 
 /* The node a memory block belongs to: sysfs links memoryN/nodeM to it. */
@@ -646,6 +676,60 @@ static void memtest(struct report *r)
 	       errors, ms > 0 ? ms : 0);
 }
 
+/*
+ * The guest needing memory: every page of SIZE written (pattern() of its first word) before
+ * any is read back, then all of it freed. `hog touched` comes out as soon as all of it is
+ * resident: what the host holds then is the hog's peak. A guest that cannot find the memory
+ * has the kernel's OOM handling decide (the balloon deflating, or this process killed).
+ */
+static void hog_error(const char *what, const char *why)
+{
+	printf("hog error=");
+	print_quoted(what);
+	printf(" reason=");
+	print_quoted(why);
+	putchar('\n');
+}
+
+static int hog(const char *arg)
+{
+	unsigned long long size = parse_size(arg), page = (unsigned long long)sysconf(_SC_PAGESIZE);
+	unsigned long long bad = 0;
+	struct timespec t0, t1;
+	volatile uint64_t *area;
+	char *base;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (!size) {
+		hog_error(arg, "not a size NK, NM or NG");
+		return 2;
+	}
+	base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (base == MAP_FAILED || clock_gettime(CLOCK_MONOTONIC, &t0) < 0) {
+		hog_error(base == MAP_FAILED ? "mmap" : "clock_gettime", strerror(errno));
+		return 2;
+	}
+	for (unsigned long long off = 0; off < size; off += page) {
+		area = (volatile uint64_t *)(base + off);
+		*area = pattern((uintptr_t)area);
+	}
+	if (clock_gettime(CLOCK_MONOTONIC, &t1) < 0)
+		t1 = t0;
+	printf("hog touched=0x%llx ms=%lld\n", size, elapsed_ms(&t0, &t1));
+	for (unsigned long long off = 0; off < size; off += page) {
+		area = (volatile uint64_t *)(base + off);
+		bad += *area != pattern((uintptr_t)area);
+	}
+	if (munmap(base, size) < 0) {
+		hog_error("munmap", strerror(errno));
+		return 2;
+	}
+	if (clock_gettime(CLOCK_MONOTONIC, &t1) < 0)
+		t1 = t0;
+	printf("hog size=0x%llx bad_pages=%llu ms=%lld\n", size, bad, elapsed_ms(&t0, &t1));
+	return bad ? 1 : 0;
+}
+
 static int summarize(const struct report *r)
 {
 	int pass = 0, skip = 0, failed = 0;
@@ -671,7 +755,7 @@ static int summarize(const struct report *r)
 	return failed ? 1 : 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	static struct report r = {
 		.checks = { [CHECK_READ] = { .name = "read" }, [CHECK_MODULES] = { .name = "modules" },
@@ -679,6 +763,8 @@ int main(void)
 	};
 	int status;
 
+	if (argc == 3 && !strcmp(argv[1], "hog"))
+		return hog(argv[2]);
 	/* Whole lines only: should this process die, /init's closing lines start on a line of their own. */
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("memvisor-linux 1\n");
@@ -686,6 +772,7 @@ int main(void)
 	report_cpus(&r);
 	report_nodes(&r);
 	report_meminfo(&r);
+	report_balloon(&r);
 	report_memory_blocks(&r);
 	report_hotplug(&r);
 	report_virtio(&r);

@@ -76,8 +76,10 @@ def _attempt(case: dict) -> dict:
     # Its own process group: a timed-out case is killed with its children, which would
     # otherwise hold the output pipes open (and this runner) until they end.
     typed = case.get("input")
+    # Steps that type into the guest's console keep memvisor's stdin open until the end.
+    console = typed or any(s.get("type") for s in case.get("steps") or [])
     proc = subprocess.Popen(case["argv"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.PIPE if typed else subprocess.DEVNULL, text=True,
+                            stdin=subprocess.PIPE if console else subprocess.DEVNULL, text=True,
                             errors="replace", start_new_session=True)
     out: list[str] = []
     out_times: list[float] = []     # when each console line arrived (resize latencies)
@@ -106,7 +108,7 @@ def _attempt(case: dict) -> dict:
             if case.get("steps"):
                 # A resize sequence: API calls, each followed by the guest and the host.
                 result["steps"] = run_steps(case, proc.pid, out, lambda: proc.poll() is None,
-                                            out_times)
+                                            out_times, lambda text: _send(proc, text))
             # The report is out and the guest is halted: the host state is the steady state.
             time.sleep(case.get("settle", 0.2))
             result["during"] = {name: read_proc(proc.pid, name)
@@ -183,6 +185,14 @@ def _triggers(proc: subprocess.Popen, out: list[str], err: list[str], triggers: 
             p = subprocess.run(t["shell"], shell=True, capture_output=True, text=True)
             proc.send_signal(signal.SIGCONT)
             done.append({"match": t["match"], "rc": p.returncode, "output": p.stdout + p.stderr})
+
+
+def _send(proc: subprocess.Popen, text: str) -> None:
+    """A line typed into the guest's console at once (OSError when memvisor's stdin is closed)."""
+    if proc.stdin is None or proc.stdin.closed:
+        raise OSError("memvisor's stdin is not open")
+    proc.stdin.write(text)
+    proc.stdin.flush()
 
 
 def _wait(done, deadline: float, idle_s: float | None, out: list[str]) -> str:

@@ -16,6 +16,12 @@ choices where CH is silent or silently ignores a request):
 - The balloon (vm.resize desired_balloon) exists only with --balloon; its size is whole 4 KiB
   pages and at most the VM's RAM. memory_actual_size (vm.info) is the RAM less the balloon.
 - A refused request changes nothing.
+- What Linux counts in MemTotal (`memtotal`): the RAM less the balloon, except with
+  deflate_on_oom: Linux 6.1's virtio_balloon then leaves the pages it inflates counted as managed
+  (fill_balloon and release_pages_balloon call adjust_managed_page_count only without
+  VIRTIO_BALLOON_F_DEFLATE_ON_OOM, drivers/virtio/virtio_balloon.c:240-242 and 261-263 of
+  Debian's linux-source-6.1 6.1.192), so MemTotal keeps the whole RAM while the balloon holds
+  pages; only /proc/vmstat's balloon_inflate/balloon_deflate show them.
 """
 from __future__ import annotations
 
@@ -36,6 +42,7 @@ class ResizeModel:
     plugged: dict[str, int] = field(default_factory=dict)   # zone id -> virtio-mem bytes
     dimms: list[int] = field(default_factory=list)          # sizes of the ACPI DIMMs, in order
     balloon: int = 0                                        # the balloon's target in bytes
+    deflate_on_oom: bool = False                            # --balloon deflate_on_oom=on
 
     def __post_init__(self) -> None:
         for z in self.exp.zones:
@@ -89,4 +96,5 @@ class ResizeModel:
 
     def snapshot(self) -> dict:
         return {"plugged": dict(self.plugged), "dimms": list(self.dimms), "ram": self.ram,
-                "balloon": self.balloon, "actual": self.ram - self.balloon}
+                "balloon": self.balloon, "actual": self.ram - self.balloon,
+                "memtotal": self.ram - (0 if self.deflate_on_oom else self.balloon)}

@@ -5,9 +5,11 @@ inhost.run_case calls run_steps once the guest's first report is out (its hold m
     {"name": "grow", "call": ["PUT", "vm.resize-zone", {"id": "mem0", "desired_ram": N}],
      "wait": "^SUMMARY:", "timeout": 60}
 
-`call` goes to the case's `api_socket`; `wait` is a regex the guest must print after the call
+`call` goes to the case's `api_socket`; a step may instead (or as well) `type` a line into the
+guest's serial console (the Linux guest's /init takes commands there); `wait` is a regex the guest must print after the call
 (None: the request is meant to change nothing, and `settle` seconds are given to any change to
-show anyway); with `quiet`, the console must then stay silent that many seconds. Then vm.info is asked and the host sampled: smaps of the VMM, the huge page
+show anyway; with `wait_from: "previous"` the match may be a line that came since the previous
+step began); with `quiet`, the console must then stay silent that many seconds. Then vm.info is asked and the host sampled: smaps of the VMM, the huge page
 counters, and the size and allocated bytes of each of the case's `files`. Judging is left to the caller (conformance/).
 Fault injection (conformance/faults.py): `shell` runs a command before the call, `signal` is
 sent to the VMM right after it, `load` runs apiload.api_load (many clients at once) before it.
@@ -26,6 +28,7 @@ import re
 import subprocess
 import time
 from pathlib import Path
+from typing import Callable
 
 from .api import ApiClient
 from .apiload import api_load
@@ -45,12 +48,14 @@ def _sample(pid: int, names: list[str]) -> dict[str, str]:
 
 
 def run_steps(case: dict, pid: int, out: list[str], alive,
-              times: list[float] | None = None) -> list[dict]:
+              times: list[float] | None = None,
+              type_text: Callable[[str], None] | None = None) -> list[dict]:
     client = ApiClient(case["api_socket"])
     results: list[dict] = []
     if not client.wait_ready(10.0, alive):
         return [{"name": "api", "error": f"{case['api_socket']}: the API never answered"}]
     before = read_proc(pid, "smaps")
+    begun = 0
     for step in case["steps"]:
         r: dict = {"name": step["name"]}
         if not results:
@@ -64,6 +69,9 @@ def run_steps(case: dict, pid: int, out: list[str], alive,
         if step.get("load"):
             r["load"] = api_load(case["api_socket"], step["load"])
         start, seen = time.monotonic(), len(out)
+        if step.get("wait_from") == "previous":
+            seen = begun
+        begun = len(out)
         call = step.get("call")
         if call:
             try:
@@ -74,6 +82,13 @@ def run_steps(case: dict, pid: int, out: list[str], alive,
             r["call_seconds"] = round(time.monotonic() - start, 6)
             if step.get("signal"):      # a stop signal while the change is under way
                 os.kill(pid, step["signal"])
+        if step.get("type"):
+            try:
+                if type_text is None:
+                    raise OSError("the guest's console takes no input here")
+                type_text(step["type"])
+            except OSError as e:
+                r["error"] = f"typing {step['type']!r}: {e}"
         wait = re.compile(step["wait"]) if step.get("wait") else None
         deadline = start + float(step.get("timeout", 60))
         r["matched"] = False

@@ -164,3 +164,109 @@ def test_linux_memtotal_must_follow_each_step() -> None:
     silent = copy.deepcopy(good)
     silent["steps"][1]["lines"] = []
     assert any("no Linux report" in f for f in resize.check_linux(c.expect, list(c.steps), silent))
+
+
+def linux_balloon_report(total: int, free: int, held: int) -> list[str]:
+    return [f"memvisor-linux 1\n", f"meminfo total=0x{total:x} free=0x{free:x}\n",
+            f"balloon held=0x{held:x} inflated={held // 4096} deflated=0\n", "PASS: modules\n",
+            "SUMMARY: ok pass=1 skip=0\n"]
+
+
+def hog_lines(n: int, status: int = 0) -> list[str]:
+    return [f"hog touched=0x{n:x} ms=900\n"] + \
+        ([f"hog size=0x{n:x} bad_pages=0 ms=1000\n"] if status == 0 else []) + [f"hog status={status}\n"]
+
+
+def linux_step(p: dict, lines: list[str], actual: int, **extra) -> dict:
+    return {"name": p["name"], "status": p.get("expect_status"), "body": "", "matched": True,
+            "lines": lines, "info_status": 200, "info": json.dumps({"memory_actual_size": actual}),
+            "smaps": smaps(0), **extra}
+
+
+TOTAL = 470 * MiB       # what Linux makes of 512 MiB
+
+
+def deflate_on_oom_result(held_after: int = 150 * MiB) -> tuple[cases.Case, dict]:
+    """linux-balloon-deflate-on-oom as a conforming VM and guest run it: MemTotal stays while
+    the balloon holds 384 MiB, the 256 MiB hog gets what it needs from the balloon."""
+    c = case("linux-balloon-deflate-on-oom")
+    first = linux_balloon_report(TOTAL, 400 * MiB, 0)
+    inflated = linux_balloon_report(TOTAL, 40 * MiB, 384 * MiB)
+    after_hog = hog_lines(256 * MiB) + linux_balloon_report(TOTAL, 200 * MiB, held_after)
+    deflated = linux_balloon_report(TOTAL, 400 * MiB, 0)
+    p = c.steps
+    steps = [linux_step(p[0], inflated, 128 * MiB, smaps_before=smaps(100 * 1024)),
+             linux_step(p[1], after_hog[:1], 128 * MiB, sample_at_match={"smaps": smaps(0)}),
+             linux_step(p[2], after_hog, 512 * MiB - held_after),
+             linux_step(p[3], deflated, 512 * MiB)]
+    stdout = "".join(first + inflated + after_hog + deflated)
+    return c, {"timed_out": False, "rc": 143, "stdout": stdout, "stderr": "", "steps": steps}
+
+
+def check_doo(r: dict) -> list[str]:
+    c = case("linux-balloon-deflate-on-oom")
+    return resize.check_linux(c.expect, list(c.steps), r, c.config.balloon)
+
+
+def test_deflate_on_oom_conforming_run_passes() -> None:
+    c, good = deflate_on_oom_result()
+    assert [p["kind"] for p in c.steps if "kind" in p] == ["hog", "hog-done"]
+    # With deflate_on_oom Linux keeps inflated pages in MemTotal: the model says so.
+    assert [p["expect"]["memtotal"] for p in c.steps] == [512 * MiB] * 4
+    assert check_doo(good) == []
+
+
+def test_deflate_on_oom_failures_are_caught() -> None:
+    _, good = deflate_on_oom_result()
+
+    def bad(mutate) -> list[str]:
+        r = copy.deepcopy(good)
+        mutate(r)
+        return check_doo(r)
+
+    # The balloon kept its pages: the hog's memory cannot have come from it.
+    _, kept = deflate_on_oom_result(held_after=384 * MiB)
+    assert any("balloon gave back 0 MiB" in f for f in check_doo(kept))
+    killed = hog_lines(256 * MiB, status=137) + linux_balloon_report(TOTAL, 200 * MiB, 150 * MiB)
+    assert any("status 137 (killed: the OOM killer)" in f
+               for f in bad(lambda r: r["steps"][2].update(lines=killed)))
+    assert any("memory_actual_size" in f for f in bad(lambda r: r["steps"][2].update(
+        info=json.dumps({"memory_actual_size": 128 * MiB}))))
+    # Linux without deflate_on_oom's rule: MemTotal drops with the balloon.
+    shrunk = linux_balloon_report(TOTAL - 384 * MiB, 40 * MiB, 384 * MiB)
+    assert any("MemTotal moved by -384 MiB, expected +0 MiB" in f
+               for f in bad(lambda r: r["steps"][0].update(lines=shrunk)))
+    half = linux_balloon_report(TOTAL, 40 * MiB, 200 * MiB)
+    assert any("balloon holds 200 MiB, expected 384 MiB" in f
+               for f in bad(lambda r: r["steps"][0].update(lines=half)))
+    assert any("did not write its 256 MiB hog" in f and "no `hog status=` line" in f
+               for f in bad(lambda r: r["steps"][1].update(matched=False, lines=[])))
+    assert any("MemTotal" in f for f in bad(lambda r: r["steps"][2].update(
+        lines=hog_lines(256 * MiB) + linux_balloon_report(TOTAL - MiB * 64, 200 * MiB, 150 * MiB))))
+
+
+def free_page_reporting_result(after_kb: int) -> dict:
+    c = case("linux-balloon-free-page-reporting")
+    report = linux_balloon_report(TOTAL, 400 * MiB, 0)
+    p = c.steps
+    steps = [linux_step(p[0], hog_lines(256 * MiB)[:1], 512 * MiB, smaps_before=smaps(100 * 1024),
+                        sample_at_match={"smaps": smaps(360 * 1024)}),
+             linux_step(p[1], hog_lines(256 * MiB) + report, 512 * MiB),
+             linux_step(p[2], [], 512 * MiB, smaps=smaps(after_kb))]
+    return {"timed_out": False, "rc": 143, "stdout": "".join(report + hog_lines(256 * MiB) + report),
+            "stderr": "", "steps": steps}
+
+
+def test_free_page_reporting_needs_the_host_rss_to_drop() -> None:
+    c = case("linux-balloon-free-page-reporting")
+    assert [p["kind"] for p in c.steps] == ["hog", "hog-done", "settle"]
+    assert resize.check_linux(c.expect, list(c.steps), free_page_reporting_result(110 * 1024),
+                              c.config.balloon) == []
+    # Only 100 of the 256 MiB given back: less than FPR_FRACTION.
+    kept = resize.check_linux(c.expect, list(c.steps), free_page_reporting_result(260 * 1024),
+                              c.config.balloon)
+    assert any("free page reporting gives freed memory back" in f for f in kept), kept
+    never = free_page_reporting_result(110 * 1024)
+    never["steps"][0]["sample_at_match"] = {"smaps": smaps(150 * 1024)}
+    assert any("at the hog's peak" in f for f in resize.check_linux(
+        c.expect, list(c.steps), never, c.config.balloon))
