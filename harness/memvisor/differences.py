@@ -1,0 +1,109 @@
+"""The one table of known differences between memvisor (Cloud Hypervisor's behaviour) and QEMU.
+
+Every difference `make conformance-compare` finds must be explained by an entry here, with its
+source; a difference no entry explains fails the run. Kinds:
+  n/a       QEMU has no way to write the configuration (qemuargs.NotApplicable names the entry);
+  platform  a failure line every QEMU boot may show because QEMU's machine is not memvisor's,
+            unrelated to the memory options: set aside under QEMU and kept as a note;
+  check     a failure line under QEMU that is a real behaviour difference of an option: the
+            case fails under QEMU, and this entry is its explanation;
+  refusal   QEMU refuses a configuration memvisor boots: `failure` matches QEMU's error line;
+  status    memvisor's and QEMU's statuses differ for rejection cases of these oracle rules.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Difference:
+    id: str
+    kind: str                         # "n/a", "platform", "check", "status"
+    text: str
+    source: str
+    failure: str = ""                 # platform/check: regex over a failure line; refusal: over
+                                      # QEMU's error line
+    rules: tuple[str, ...] = ()       # status: the oracle rules of the rejection cases
+    statuses: tuple[str, str] = ("", "")   # status: (memvisor, qemu)
+
+
+DIFFERENCES: tuple[Difference, ...] = (
+    # ---- configurations QEMU cannot write
+    Difference("ch-syntax", "n/a",
+               "CH's own command-line grammar (its keys, lists in [], mandatory keys); QEMU's "
+               "options are other words, so there is nothing to break the same way",
+               "CH docs/memory.md; QEMU docs/system/invocation (qemu-options.hx)"),
+    Difference("ch-only-rule", "n/a",
+               "a rule on CH's options or defaults (size=0 with zones, hotplug_method, "
+               "hotplugged_size without virtio-mem, balloon size at boot...) with no QEMU "
+               "option to break it with",
+               "CH vmm/src/config.rs validate(); qemuargs.QEMU_RULES lists the rules QEMU can "
+               "express"),
+    Difference("qemu-one-memdev-per-node", "n/a",
+               "a -numa node takes one memdev, and with -numa every RAM backend must be a "
+               "node's memdev; CH's memory_zones=[a,b] and zones of no node have no spelling",
+               "QEMU hw/core/numa.c parse_numa_node() (memdev=, one per node)"),
+    Difference("qemu-one-ram-backend", "n/a",
+               "without -numa QEMU's boot RAM is one backend (-machine memory-backend=); "
+               "several CH zones would need nodes or DIMMs, which the guest sees otherwise",
+               "QEMU hw/core/machine.c machine_run_board_init() (memory-backend)"),
+    Difference("qemu-file-offset", "n/a",
+               "a file zone with hotplug_size maps the virtio-mem region from the same file; "
+               "QEMU 7.2's memory-backend-file has no offset, two backends would alias",
+               "QEMU 8.1 added memory-backend-file `offset` (backends/hostmem-file.c)"),
+    Difference("harness-resize-qmp", "n/a",
+               "resize sequences are played through CH's REST API; their QMP translation "
+               "(device_add pc-dimm, qom-set requested-size, balloon) is not written yet",
+               "harness limitation (issue 12), not a behaviour of either VMM"),
+    Difference("linux-guest", "n/a",
+               "the Linux guest cases boot Debian's kernel through memvisor's bzImage path; "
+               "their QEMU translation is not written yet",
+               "harness limitation (issue 12), not a behaviour of either VMM"),
+    # ---- QEMU's machine is not memvisor's: set aside, kept as notes
+    Difference("qemu-no-fdt", "platform",
+               "QEMU's PVH boot hands the guest ACPI only; memvisor adds an FDT module",
+               "DEVELOPERS.md (FDT as PVH module); QEMU hw/i386/x86.c x86_load_linux() (PVH)",
+               failure=r"^no FDT module"),
+    Difference("qemu-virtio-pci", "platform",
+               "QEMU's virtio-mem and virtio-balloon are PCI devices, which the probe does not "
+               "enumerate; memvisor's are virtio-mmio in the DSDT and FDT. QEMU's are checked "
+               "over QMP (query-memory-devices, query-balloon) instead",
+               "QEMU hw/virtio/virtio-mem-pci.c, virtio-balloon-pci.c; DEVELOPERS.md "
+               "(virtio-mmio)",
+               failure=r"^virtio-mmio devices in the (ACPI|FDT)"),
+    Difference("qemu-firmware-e820", "platform",
+               "SeaBIOS reserves the EBDA (the last KiB below 640 KiB) and the top of low RAM "
+               "for ACPI tables in the E820 map; the RAM is there, reserved. Checked instead: "
+               "usable + reserved-in-RAM = boot RAM",
+               "SeaBIOS src/fw/paravirt.c, src/malloc.c (ZoneHigh); QEMU hw/i386/pc.c",
+               failure=r"^E820 usable RAM"),
+    # ---- behaviour differences of options
+    Difference("qemu-thp-always", "check",
+               "QEMU advises MADV_HUGEPAGE on all guest RAM (also shared memfd), whatever the "
+               "user says; CH advises it on private anonymous memory only, and not with "
+               "thp=off",
+               "QEMU softmmu/physmem.c ram_block_add() qemu_madvise(QEMU_MADV_HUGEPAGE); CH "
+               "vmm/src/memory_manager.rs (thp)",
+               failure=r"VmFlags has 'hg'"),
+
+    # ---- configurations QEMU refuses
+    Difference("qemu-slit-both-directions", "refusal",
+               "QEMU refuses an asymmetric SLIT unless every pair is given both ways; CH takes a "
+               "missing distance from the reverse direction (else 20)",
+               "QEMU hw/core/numa.c validate_numa_distance(); spec (--numa distances), "
+               "DEVELOPERS.md SLIT rule",
+               failure=r"asymmetrical pair of distances"),
+)
+
+BY_ID = {d.id: d for d in DIFFERENCES}
+
+
+def matching(kind: str, line: str) -> Difference | None:
+    """The entry of `kind` ("platform", "check", "refusal") whose pattern matches `line`."""
+    return next((d for d in DIFFERENCES if d.kind == kind and re.search(d.failure, line)), None)
+
+
+def for_status(rule: str | None, memvisor: str, qemu: str) -> Difference | None:
+    return next((d for d in DIFFERENCES if d.kind == "status" and rule in d.rules
+                 and d.statuses == (memvisor, qemu)), None)
