@@ -122,7 +122,7 @@ def qemu_zones(plan: QemuCommand):
                 out[z.zone] = Located(None, sum(m.size for m in found), found)
                 continue
             out[z.zone] = f"no mapping of {size:#x} bytes of its kind in QEMU's smaps"
-        return locate
+        return out
     return locate
 
 

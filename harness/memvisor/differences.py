@@ -86,6 +86,22 @@ DIFFERENCES: tuple[Difference, ...] = (
                "QEMU softmmu/physmem.c ram_block_add() qemu_madvise(QEMU_MADV_HUGEPAGE); CH "
                "vmm/src/memory_manager.rs (thp)",
                failure=r"VmFlags has 'hg'"),
+    Difference("qemu-srat-for-hotplug", "check",
+               "with maxmem QEMU builds an SRAT (its hotpluggable device-memory range) even "
+               "without -numa; CH (and the oracle) give no SRAT without --numa",
+               "QEMU hw/i386/acpi-build.c acpi_build() (SRAT when numa nodes or hotplug)",
+               failure=r"^SRAT or SLIT present without --numa"),
+    Difference("qemu-srat-device-memory", "check",
+               "QEMU's SRAT has one hotpluggable range for the whole device-memory region "
+               "(DIMMs and virtio-mem alike) on the last node; CH puts each virtio-mem region on "
+               "its zone's node and the ACPI area on the lowest",
+               "QEMU hw/i386/acpi-build.c build_srat() (device_memory, nb_numa_nodes - 1)",
+               failure=r"^SRAT node \d+: hotpluggable ranges"),
+    Difference("qemu-slit-only-with-dist", "check",
+               "QEMU builds a SLIT only when -numa dist is given; CH always has one with "
+               "--numa (20 between nodes by default)",
+               "QEMU hw/i386/acpi-build.c (build_slit if have_numa_distance)",
+               failure=r"^SLIT None"),
 
     # ---- configurations QEMU refuses
     Difference("qemu-slit-both-directions", "refusal",

@@ -172,8 +172,12 @@ def translate(cfg: VmConfig, rule: str | None = None,
                 dev.append("prealloc=on")
             out.args += ["-device", ",".join(dev)]
             out.virtio_mem[zid] = f"vmem-{zid}"
-    if not c.numa:
-        out.args += ["-machine", f"memory-backend={zones[0].id}"]
+    machine = [] if c.numa else [f"memory-backend={zones[0].id}"]
+    if not c.memory["mergeable"]:
+        # -machine mem-merge (default on) advises MADV_MERGEABLE whatever a backend's merge.
+        machine.append("mem-merge=off")
+    if machine:
+        out.args += ["-machine", ",".join(machine)]
     for n in c.numa:
         node = [f"node,nodeid={n.guest_numa_id}"]
         node += [f"memdev={zid}" for zid in n.memory_zones or []]

@@ -21,7 +21,7 @@ def test_hugetlb_zone_on_host_node_is_a_bound_hugetlb_memfd():
                                 "host_numa_node=1,prefault=on"]))
     assert ("memory-backend-memfd,id=mem0,size=128M,hugetlb=on,hugetlbsize=2M,share=on,"
             "merge=off,prealloc=on,prealloc-threads=2,host-nodes=1,policy=bind") in t.args
-    assert t.args[t.args.index("-machine") + 1] == "memory-backend=mem0"
+    assert t.args[t.args.index("-machine") + 1] == "memory-backend=mem0,mem-merge=off"
 
 
 def test_numa_virtio_mem_and_acpi_hotplug():
