@@ -61,7 +61,7 @@ def explain(case: matrix.Case, mv: str, q: str, q_failures: list[str],
         return "", []
     parts: list[str] = []
     missing: list[str] = []
-    if q == "fail":
+    if q == "fail" and case.valid:     # a rejection QEMU booted is explained by its rule below
         for f in q_failures:
             d = matching("check", f)
             if d is None:
@@ -74,7 +74,7 @@ def explain(case: matrix.Case, mv: str, q: str, q_failures: list[str],
             missing.append(f"QEMU refused what memvisor boots: {q_error or '(no error line)'}")
         else:
             parts.append(f"[{d.id}] {d.text} (source: {d.source})")
-    elif mv != q and not (q == "fail" and not missing and mv == "pass"):
+    elif mv != q and not (q == "fail" and case.valid and not missing and mv == "pass"):
         rule = None if case.valid else case.expect.rule  # type: ignore[union-attr]
         d = for_status(rule, mv, q)
         if d is None:
