@@ -57,32 +57,35 @@ def explain(case: matrix.Case, mv: str, q: str, q_failures: list[str],
         return f"n/a [{d.id}] {plan.detail}: {d.text} (source: {d.source})", []
     if "skipped" in (mv, q):
         return "not run on this host", []
-    if mv == q and mv != "fail":
+    # A valid case memvisor refuses is as much its bug (or the oracle's) as a failed one.
+    mv_bad = mv == "fail" or (mv == "refused" and case.valid)
+    if mv == q and not mv_bad:
         return "", []
     parts: list[str] = []
     missing: list[str] = []
     if q == "fail" and case.valid:     # a rejection QEMU booted is explained by its rule below
         for f in q_failures:
-            d = matching("check", f)
+            d = matching("check", f, case.config, case.expect)  # type: ignore[arg-type]
             if d is None:
                 missing.append(f)
             elif f"[{d.id}]" not in " ".join(parts):
                 parts.append(f"[{d.id}] {d.text} (source: {d.source})")
     if mv == "pass" and q == "refused":
-        d = matching("refusal", q_error)
+        d = matching("refusal", q_error, case.config, case.expect)  # type: ignore[arg-type]
         if d is None:
             missing.append(f"QEMU refused what memvisor boots: {q_error or '(no error line)'}")
         else:
             parts.append(f"[{d.id}] {d.text} (source: {d.source})")
-    elif mv != q and not (q == "fail" and case.valid and not missing and mv == "pass"):
+    elif mv != q and not (q == "fail" and case.valid and mv == "pass"):
         rule = None if case.valid else case.expect.rule  # type: ignore[union-attr]
         d = for_status(rule, mv, q)
         if d is None:
             missing.append(f"memvisor {mv}, QEMU {q}: no entry for rule {rule}")
         else:
             parts.append(f"[{d.id}] {d.text} (source: {d.source})")
-    if mv == "fail":
-        missing.append("memvisor fails this case: a memvisor or oracle bug, not a difference")
+    if mv_bad:
+        missing.append(f"memvisor {'fails' if mv == 'fail' else 'refuses'} this case: a "
+                       "memvisor or oracle bug, not a difference")
     return "; ".join(parts), missing
 
 
@@ -170,7 +173,8 @@ def build_row(c: matrix.Case, mv: str, mv_f: list[str], q: str, q_f: list[str],
     r = {"name": c.name, "memvisor": mv, "qemu": q, "same": mv == q,
          "explanation": explanation, "unexplained": unexplained,
          "memvisor_failures": mv_f, "qemu_failures": q_f,
-         "qemu_notes": [f"[{d.id}] {f}" for f in notes if (d := matching("platform", f))],
+         "qemu_notes": [f"[{d.id}] {f}" for f in notes
+                        if (d := matching("platform", f, c.config, c.expect))],  # type: ignore
          "qemu_command": argv, "qemu_error": q_error, "tags": list(c.tags)}
     if ch is not None:
         r["cloud-hypervisor"] = ch

@@ -145,7 +145,7 @@ def check(case: matrix.Case, result: dict, plan: QemuCommand) -> tuple[list[str]
         return check_host(e, res, qemu_zones(plan))
 
     raw = check_boot(exp, result, None, QemuDriver.stop_status, guest, host)
-    notes = [f for f in raw if matching("platform", f)]
+    notes = [f for f in raw if matching("platform", f, case.config, exp)]
     return [f for f in raw if f not in notes], notes
 
 

@@ -13,7 +13,43 @@ source; a difference no entry explains fails the run. Kinds:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from .driver import VmConfig
+from .oraclemodel import Expectation
+
+# platform/check/refusal entries: the cases an entry may explain, from their configuration and
+# expectation, so that the same failure line in another case stays unexplained.
+Applies = Callable[[VmConfig, Expectation], bool]
+
+
+def _always(cfg: VmConfig, exp: Expectation) -> bool:
+    return True
+
+
+def _hotplug_without_numa(cfg: VmConfig, exp: Expectation) -> bool:
+    return bool(exp.hotplug) and not exp.numa
+
+
+def _hotplug_with_numa(cfg: VmConfig, exp: Expectation) -> bool:
+    return bool(exp.hotplug) and bool(exp.numa)
+
+
+def _numa_without_distances(cfg: VmConfig, exp: Expectation) -> bool:
+    return bool(exp.numa) and not any("distances=" in n for n in cfg.numa)
+
+
+def _distances_given(cfg: VmConfig, exp: Expectation) -> bool:
+    return any("distances=" in n for n in cfg.numa)
+
+
+def _zone_without_thp(cfg: VmConfig, exp: Expectation) -> bool:
+    return any(not z.thp for z in exp.zones)
+
+
+def _virtio_devices(cfg: VmConfig, exp: Expectation) -> bool:
+    return bool(exp.virtio_devices)
 
 
 @dataclass(frozen=True)
@@ -26,6 +62,7 @@ class Difference:
                                       # QEMU's error line
     rules: tuple[str, ...] = ()       # status: the oracle rules of the rejection cases
     statuses: tuple[str, str] = ("", "")   # status: (memvisor, qemu)
+    applies: Applies | None = None    # platform/check/refusal: the cases it may explain
 
 
 DIFFERENCES: tuple[Difference, ...] = (
@@ -64,20 +101,20 @@ DIFFERENCES: tuple[Difference, ...] = (
     Difference("qemu-no-fdt", "platform",
                "QEMU's PVH boot hands the guest ACPI only; memvisor adds an FDT module",
                "DEVELOPERS.md (FDT as PVH module); QEMU hw/i386/x86.c x86_load_linux() (PVH)",
-               failure=r"^no FDT module"),
+               failure=r"^no FDT module: ", applies=_always),
     Difference("qemu-virtio-pci", "platform",
                "QEMU's virtio-mem and virtio-balloon are PCI devices, which the probe does not "
                "enumerate; memvisor's are virtio-mmio in the DSDT and FDT. QEMU's are checked "
                "over QMP (query-memory-devices, query-balloon) instead",
                "QEMU hw/virtio/virtio-mem-pci.c, virtio-balloon-pci.c; DEVELOPERS.md "
                "(virtio-mmio)",
-               failure=r"^virtio-mmio devices in the (ACPI|FDT)"),
+               failure=r"^virtio-mmio devices in the (ACPI|FDT): ", applies=_virtio_devices),
     Difference("qemu-firmware-e820", "platform",
                "SeaBIOS reserves the EBDA (the last KiB below 640 KiB) and the top of low RAM "
                "for ACPI tables in the E820 map; the RAM is there, reserved. Checked instead: "
                "usable + reserved-in-RAM = boot RAM",
                "SeaBIOS src/fw/paravirt.c, src/malloc.c (ZoneHigh); QEMU hw/i386/pc.c",
-               failure=r"^E820 usable RAM"),
+               failure=r"^E820 usable RAM 0x[0-9a-f]+, expected boot RAM ", applies=_always),
     # ---- behaviour differences of options
     Difference("qemu-thp-always", "check",
                "QEMU advises MADV_HUGEPAGE on all guest RAM (also shared memfd), whatever the "
@@ -85,23 +122,26 @@ DIFFERENCES: tuple[Difference, ...] = (
                "thp=off",
                "QEMU softmmu/physmem.c ram_block_add() qemu_madvise(QEMU_MADV_HUGEPAGE); CH "
                "vmm/src/memory_manager.rs (thp)",
-               failure=r"VmFlags has 'hg'"),
+               failure=r"^zone [^:]+: VmFlags has 'hg', which it must not$",
+               applies=_zone_without_thp),
     Difference("qemu-srat-for-hotplug", "check",
                "with maxmem QEMU builds an SRAT (its hotpluggable device-memory range) even "
                "without -numa; CH (and the oracle) give no SRAT without --numa",
                "QEMU hw/i386/acpi-build.c acpi_build() (SRAT when numa nodes or hotplug)",
-               failure=r"^SRAT or SLIT present without --numa"),
+               failure=r"^SRAT or SLIT present without --numa$",
+               applies=_hotplug_without_numa),
     Difference("qemu-srat-device-memory", "check",
                "QEMU's SRAT has one hotpluggable range for the whole device-memory region "
                "(DIMMs and virtio-mem alike) on the last node; CH puts each virtio-mem region on "
                "its zone's node and the ACPI area on the lowest",
                "QEMU hw/i386/acpi-build.c build_srat() (device_memory, nb_numa_nodes - 1)",
-               failure=r"^SRAT node \d+: hotpluggable ranges"),
+               failure=r"^SRAT node \d+: hotpluggable ranges \[.*\], expected \[.*\]$",
+               applies=_hotplug_with_numa),
     Difference("qemu-slit-only-with-dist", "check",
                "QEMU builds a SLIT only when -numa dist is given; CH always has one with "
                "--numa (20 between nodes by default)",
                "QEMU hw/i386/acpi-build.c (build_slit if have_numa_distance)",
-               failure=r"^SLIT None"),
+               failure=r"^SLIT None, expected ", applies=_numa_without_distances),
 
     # ---- rejections QEMU does not share (observed with QEMU 7.2.22 on this machine)
     Difference("qemu-virtio-mem-requested", "status",
@@ -139,15 +179,24 @@ DIFFERENCES: tuple[Difference, ...] = (
                "missing distance from the reverse direction (else 20)",
                "QEMU hw/core/numa.c validate_numa_distance(); spec (--numa distances), "
                "DEVELOPERS.md SLIT rule",
-               failure=r"asymmetrical pair of distances"),
+               failure=r"^qemu-system-x86_64: At least one asymmetrical pair of distances is "
+                       r"given, please provide distances for both directions",
+               applies=_distances_given),
 )
 
 BY_ID = {d.id: d for d in DIFFERENCES}
 
 
-def matching(kind: str, line: str) -> Difference | None:
-    """The entry of `kind` ("platform", "check", "refusal") whose pattern matches `line`."""
-    return next((d for d in DIFFERENCES if d.kind == kind and re.search(d.failure, line)), None)
+def matching(kind: str, line: str, cfg: VmConfig | None = None,
+             exp: Expectation | None = None) -> Difference | None:
+    """The entry of `kind` ("platform", "check", "refusal") whose pattern matches `line` and
+    that applies to the case (`cfg`, `exp`)."""
+    for d in DIFFERENCES:
+        if d.kind != kind or not re.search(d.failure, line):
+            continue
+        if d.applies is not None and cfg is not None and exp is not None and d.applies(cfg, exp):
+            return d
+    return None
 
 
 def for_status(rule: str | None, memvisor: str, qemu: str) -> Difference | None:

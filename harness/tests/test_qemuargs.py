@@ -107,3 +107,38 @@ def test_unexplained_difference_fails_the_run(mv, q, failures):
     assert doc["unexplained"] == ["anonymous-thp"]
     assert "UNEXPLAINED" in compare.render_table(doc)
     assert "&#10007;" in compare.render_html(doc)
+
+
+def test_new_failure_in_an_explained_case_is_unexplained():
+    """An entry explains its own failure line only: a second, new failure in the same case
+    still fails the run, and so does the explained line in a case the entry is not about."""
+    c = _case("anonymous")
+    plan = compare.qemu_plan(c)
+    hg = "zone mem0: VmFlags has 'hg', which it must not"
+    new = "zone mem0: KernelPageSize 2048 kB, expected 4 kB"
+    r = compare.build_row(c, "pass", [], "fail", [hg, new], [], plan, None)
+    assert r["unexplained"] == [new] and "qemu-thp-always" in r["explanation"]
+    assert compare.summary([r], "venue", "ch")["unexplained"] == ["anonymous"]
+    # SRAT without --numa is QEMU's answer to maxmem; in a case without hotplug it is a bug.
+    srat = "SRAT or SLIT present without --numa"
+    r = compare.build_row(_case("acpi-hotplug"), "pass", [], "fail", [srat], [],
+                          compare.qemu_plan(_case("acpi-hotplug")), None)
+    assert not r["unexplained"] and "qemu-srat-for-hotplug" in r["explanation"]
+    r = compare.build_row(c, "pass", [], "fail", [srat], [], plan, None)
+    assert r["unexplained"] == [srat]
+    # The same for a refusal: QEMU's SLIT error explains only a case that gives distances.
+    slit = ("qemu-system-x86_64: At least one asymmetrical pair of distances is given, please "
+            "provide distances for both directions of all node pairs.")
+    r = compare.build_row(c, "pass", [], "refused", [], [], plan, None, slit)
+    assert r["unexplained"]
+
+
+def test_valid_case_memvisor_refuses_is_unexplained_even_if_qemu_refuses_too():
+    c = _case("anonymous")
+    r = compare.build_row(c, "refused", [], "refused", [], [], compare.qemu_plan(c), None)
+    assert r["unexplained"] and "memvisor refuses" in r["unexplained"][0]
+
+
+def test_every_platform_check_and_refusal_entry_says_which_cases_it_explains():
+    for d in DIFFERENCES:
+        assert (d.applies is not None) == (d.kind in ("platform", "check", "refusal")), d.id
