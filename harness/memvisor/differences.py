@@ -80,15 +80,19 @@ DIFFERENCES: tuple[Difference, ...] = (
     Difference("qemu-one-memdev-per-node", "n/a",
                "a -numa node takes one memdev, and with -numa every RAM backend must be a "
                "node's memdev; CH's memory_zones=[a,b] and zones of no node have no spelling",
-               "QEMU hw/core/numa.c parse_numa_node() (memdev=, one per node)"),
+               "QEMU hw/core/numa.c parse_numa_node() (one memdev= per node) and "
+               "numa_complete_configuration() (the nodes' memdevs must add up to -m; "
+               "'-machine memory-backend' and '-numa memdev' are mutually exclusive)"),
     Difference("qemu-one-ram-backend", "n/a",
                "without -numa QEMU's boot RAM is one backend (-machine memory-backend=); "
                "several CH zones would need nodes or DIMMs, which the guest sees otherwise",
-               "QEMU hw/core/machine.c machine_run_board_init() (memory-backend)"),
+               "QEMU hw/core/machine.c machine_run_board_init() (machine->memdev is the "
+               "one boot RAM backend); hw/core/numa.c numa_complete_configuration()"),
     Difference("qemu-file-offset", "n/a",
                "a file zone with hotplug_size maps the virtio-mem region from the same file; "
                "QEMU 7.2's memory-backend-file has no offset, two backends would alias",
-               "QEMU 8.1 added memory-backend-file `offset` (backends/hostmem-file.c)"),
+               "QEMU backends/hostmem-file.c: file_memory_backend_set_offset() (the "
+               "`offset` property) came with QEMU 8.1; 7.2 maps every backend from offset 0"),
     Difference("harness-resize-qmp", "n/a",
                "resize sequences are played through CH's REST API; their QMP translation "
                "(device_add pc-dimm, qom-set requested-size, balloon) is not written yet",
@@ -120,35 +124,45 @@ DIFFERENCES: tuple[Difference, ...] = (
                "QEMU advises MADV_HUGEPAGE on all guest RAM (also shared memfd), whatever the "
                "user says; CH advises it on private anonymous memory only, and not with "
                "thp=off",
-               "QEMU softmmu/physmem.c ram_block_add() qemu_madvise(QEMU_MADV_HUGEPAGE); CH "
+               "QEMU 7.2 softmmu/physmem.c ram_block_add(): qemu_madvise(new_block->host, "
+               "max_length, QEMU_MADV_HUGEPAGE) on every RAM block with a host mapping; CH "
                "vmm/src/memory_manager.rs (thp)",
                failure=r"^zone [^:]+: VmFlags has 'hg', which it must not$",
                applies=_zone_without_thp),
     Difference("qemu-srat-for-hotplug", "check",
                "with maxmem QEMU builds an SRAT (its hotpluggable device-memory range) even "
                "without -numa; CH (and the oracle) give no SRAT without --numa",
-               "QEMU hw/i386/acpi-build.c acpi_build() (SRAT when numa nodes or hotplug)",
+               "QEMU hw/core/numa.c numa_complete_configuration() adds a node implicitly "
+               "with slots/maxmem (auto_enable_numa_with_memhp/_memdev, set in hw/i386/pc.c "
+               "pc_machine_class_init()); hw/i386/acpi-build.c acpi_build() builds the SRAT "
+               "when numa_state->num_nodes",
                failure=r"^SRAT or SLIT present without --numa$",
                applies=_hotplug_without_numa),
     Difference("qemu-srat-device-memory", "check",
                "QEMU's SRAT has one hotpluggable range for the whole device-memory region "
                "(DIMMs and virtio-mem alike) on the last node; CH puts each virtio-mem region on "
                "its zone's node and the ACPI area on the lowest",
-               "QEMU hw/i386/acpi-build.c build_srat() (device_memory, nb_numa_nodes - 1)",
+               "QEMU hw/i386/acpi-build.c build_srat(): build_srat_memory(device_memory->"
+               "base, its whole size, nb_numa_nodes - 1, MEM_AFFINITY_HOTPLUGGABLE); the "
+               "region is maxmem - ram plus 1 GiB per slot (hw/i386/pc.c pc_memory_init())",
                failure=r"^SRAT node \d+: hotpluggable ranges \[.*\], expected \[.*\]$",
                applies=_hotplug_with_numa),
     Difference("qemu-slit-only-with-dist", "check",
                "QEMU builds a SLIT only when -numa dist is given; CH always has one with "
                "--numa (20 between nodes by default)",
-               "QEMU hw/i386/acpi-build.c (build_slit if have_numa_distance)",
+               "QEMU hw/i386/acpi-build.c acpi_build(): build_slit() only if "
+               "numa_state->have_numa_distance, which hw/core/numa.c parse_numa_distance() "
+               "sets",
                failure=r"^SLIT None, expected ", applies=_numa_without_distances),
 
     # ---- rejections QEMU does not share (observed with QEMU 7.2.22 on this machine)
     Difference("qemu-virtio-mem-requested", "status",
                "QEMU starts a virtio-mem whose requested-size exceeds its memdev; CH refuses "
                "hotplugged_size above hotplug_size at start",
-               "observed (QEMU 7.2.22); QEMU hw/virtio/virtio-mem.c checks requested-size "
-               "when the guest plugs; CH vmm/src/config.rs",
+               "observed (QEMU 7.2.22); QEMU hw/virtio/virtio-mem.c "
+               "virtio_mem_set_requested_size() refuses a size above the memdev ('cannot "
+               "exceed the memory backend size') only on a realized device, i.e. at qom-set, "
+               "not at -device; CH vmm/src/config.rs",
                rules=("memory_hotplugged_within_hotplug_size",
                       "zone_hotplugged_within_hotplug_size"), statuses=("refused", "fail")),
     Difference("qemu-bind-shared-file", "status",
@@ -171,13 +185,15 @@ DIFFERENCES: tuple[Difference, ...] = (
     Difference("qemu-address-space", "status",
                "QEMU with -cpu host has the host's 46 physical address bits, so 2 TiB of "
                "hotplug fits; the oracle's 1 TiB limit is the test host's 40 bits",
-               "oraclemodel.MAX_GPA; QEMU target/i386/cpu.c (host-phys-bits with -cpu host)",
+               "oraclemodel.MAX_GPA; QEMU 7.2 target/i386/host-cpu.c "
+               "host_cpu_max_instance_init() sets host-phys-bits for -cpu host/max under KVM",
                rules=("layout_address_space",), statuses=("refused", "fail")),
     # ---- configurations QEMU refuses
     Difference("qemu-slit-both-directions", "refusal",
                "QEMU refuses an asymmetric SLIT unless every pair is given both ways; CH takes a "
                "missing distance from the reverse direction (else 20)",
-               "QEMU hw/core/numa.c validate_numa_distance(); spec (--numa distances), "
+               "QEMU hw/core/numa.c validate_numa_distance() (exit(EXIT_FAILURE) when "
+               "is_asymmetrical and a distance is 0); spec (--numa distances), "
                "DEVELOPERS.md SLIT rule",
                failure=r"^qemu-system-x86_64: At least one asymmetrical pair of distances is "
                        r"given, please provide distances for both directions",
