@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .driver import VmConfig
-from .oraclemodel import Expectation
+from .optionspec import ZONE_DIR
+from .oraclemodel import Expectation, HostFacts, parse
 
 # platform/check/refusal entries: the cases an entry may explain, from their configuration and
 # expectation, so that the same failure line in another case stays unexplained.
@@ -42,6 +43,24 @@ def _numa_without_distances(cfg: VmConfig, exp: Expectation) -> bool:
 
 def _distances_given(cfg: VmConfig, exp: Expectation) -> bool:
     return any("distances=" in n for n in cfg.numa)
+
+
+def _distance_pair_missing(cfg: VmConfig, exp: Expectation) -> bool:
+    """Some distance is given, yet a pair of nodes has none in either direction."""
+    nodes = parse(cfg, HostFacts(directories=frozenset({ZONE_DIR}))).numa
+    given = {(n.guest_numa_id, d) for n in nodes for d, _ in n.distances or []}
+    ids = sorted(n.guest_numa_id for n in nodes)
+    return bool(given) and any((a, b) not in given and (b, a) not in given
+                               for i, a in enumerate(ids) for b in ids[i + 1:])
+
+
+def _boot_ram_not_in_node_order(cfg: VmConfig, exp: Expectation) -> bool:
+    """The zone CH puts at GPA 0 (the first) is not on the lowest node, which QEMU puts there."""
+    return bool(exp.numa) and bool(exp.zones) and exp.zones[0].guest_numa_id != min(exp.numa)
+
+
+def _prefault_plugged_virtio_mem(cfg: VmConfig, exp: Expectation) -> bool:
+    return any(z.prefault and z.hotplugged_size for z in exp.zones)
 
 
 def _zone_without_thp(cfg: VmConfig, exp: Expectation) -> bool:
@@ -147,6 +166,24 @@ DIFFERENCES: tuple[Difference, ...] = (
                "region is maxmem - ram plus 1 GiB per slot (hw/i386/pc.c pc_memory_init())",
                failure=r"^SRAT node \d+: hotpluggable ranges \[.*\], expected \[.*\]$",
                applies=_hotplug_with_numa),
+    Difference("qemu-ram-in-node-order", "check",
+               "QEMU lays the nodes' memdevs out from GPA 0 in node-id order; CH lays zones out "
+               "in command-line order. The node at GPA 0 loses the legacy hole (640 KiB-1 MiB) "
+               "in SRAT, which the oracle allows only for the zone CH puts there",
+               "QEMU hw/core/numa.c numa_init_memdev_container() (for i in nodes: "
+               "memory_region_add_subregion(ram, addr, memdev); addr += size); hw/i386/"
+               "acpi-build.c build_srat() (the hole split out of the range at 0)",
+               failure=r"^SRAT node \d+: 0x[0-9a-f]+ bytes of boot RAM, expected 0x[0-9a-f]+$",
+               applies=_boot_ram_not_in_node_order),
+    Difference("qemu-virtio-mem-prealloc-on-plug", "check",
+               "QEMU's virtio-mem prealloc=on preallocates a block when the guest driver plugs "
+               "it; requested-size is only a request, and the probe has no virtio-pci driver, "
+               "so nothing of hotplugged_size is resident. memvisor prefaults the memory "
+               "plugged at boot before the guest runs",
+               "QEMU hw/virtio/virtio-mem.c virtio_mem_set_block_state() (qemu_prealloc_mem "
+               "on plug, from the guest's VIRTIO_MEM_REQ_PLUG)",
+               failure=r"^zone [^:]+: \d+ kB resident, prefault promises \d+ kB$",
+               applies=_prefault_plugged_virtio_mem),
     Difference("qemu-slit-only-with-dist", "check",
                "QEMU builds a SLIT only when -numa dist is given; CH always has one with "
                "--numa (20 between nodes by default)",
@@ -189,6 +226,14 @@ DIFFERENCES: tuple[Difference, ...] = (
                "host_cpu_max_instance_init() sets host-phys-bits for -cpu host/max under KVM",
                rules=("layout_address_space",), statuses=("refused", "fail")),
     # ---- configurations QEMU refuses
+    Difference("qemu-numa-distance-every-pair", "refusal",
+               "once any -numa dist is given, QEMU needs a distance for every pair of nodes "
+               "(one direction suffices); CH takes 20 for a pair given none",
+               "QEMU hw/core/numa.c validate_numa_distance() ('The distance between node %d "
+               "and %d is missing', exit(EXIT_FAILURE)); spec (--numa distances)",
+               failure=r"^qemu-system-x86_64: The distance between node \d+ and \d+ is missing, "
+                       r"at least one distance value between each nodes should be provided\.$",
+               applies=_distance_pair_missing),
     Difference("qemu-slit-both-directions", "refusal",
                "QEMU refuses an asymmetric SLIT unless every pair is given both ways; CH takes a "
                "missing distance from the reverse direction (else 20)",

@@ -142,3 +142,31 @@ def test_valid_case_memvisor_refuses_is_unexplained_even_if_qemu_refuses_too():
 def test_every_platform_check_and_refusal_entry_says_which_cases_it_explains():
     for d in DIFFERENCES:
         assert (d.applies is not None) == (d.kind in ("platform", "check", "refusal")), d.id
+
+
+MISSING = ("qemu-system-x86_64: The distance between node 0 and 2 is missing, at least one "
+           "distance value between each nodes should be provided.")
+
+
+@pytest.mark.parametrize("name,q,failure,entry", [
+    ("val-numa-distances-1@30", "refused", MISSING, "qemu-numa-distance-every-pair"),
+    ("numa-spec-distances", "refused", MISSING, None),        # every pair is given there
+    ("val-numa-memory_zones-mem1", "fail",
+     "SRAT node 0: 0x3fa0000 bytes of boot RAM, expected 0x4000000", "qemu-ram-in-node-order"),
+    ("numa-slit-default", "fail",                              # zones already in node order
+     "SRAT node 0: 0x3fa0000 bytes of boot RAM, expected 0x4000000", None),
+    ("pw-mem-7e803d", "fail", "zone mem0: 131072 kB resident, prefault promises 196608 kB",
+     "qemu-virtio-mem-prealloc-on-plug"),
+    ("prefault-anon", "fail", "zone mem0: 0 kB resident, prefault promises 131072 kB", None),
+])
+def test_entries_explain_their_own_cases_only(name, q, failure, entry):
+    c = _case(name)
+    plan = compare.qemu_plan(c)
+    if q == "refused":
+        r = compare.build_row(c, "pass", [], q, [], [], plan, None, failure)
+    else:
+        r = compare.build_row(c, "pass", [], q, [failure], [], plan, None)
+    if entry:
+        assert not r["unexplained"] and f"[{entry}]" in r["explanation"]
+    else:
+        assert r["unexplained"]
