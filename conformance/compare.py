@@ -50,19 +50,23 @@ def qemu_error(result: dict | None) -> str:
 def explain(case: matrix.Case, mv: str, q: str, q_failures: list[str],
             plan: QemuCommand | NotApplicable, q_error: str = "") -> tuple[str, list[str]]:
     """(explanation, unexplained failure lines) of one case's two statuses."""
+    # A valid case memvisor refuses is as much its bug (or the oracle's) as a failed one, and
+    # stays one whatever QEMU does with the case, n/a included.
+    mv_bad = mv == "fail" or (mv == "refused" and case.valid)
+    missing: list[str] = []
+    if mv_bad:
+        missing.append(f"memvisor {'fails' if mv == 'fail' else 'refuses'} this case: a "
+                       "memvisor or oracle bug, not a difference")
     if isinstance(plan, NotApplicable):
         d = BY_ID.get(plan.difference)
         if d is None:
-            return "", [f"n/a names no known difference: {plan.difference}"]
-        return f"n/a [{d.id}] {plan.detail}: {d.text} (source: {d.source})", []
+            return "", missing + [f"n/a names no known difference: {plan.difference}"]
+        return f"n/a [{d.id}] {plan.detail}: {d.text} (source: {d.source})", missing
     if "skipped" in (mv, q):
-        return "not run on this host", []
-    # A valid case memvisor refuses is as much its bug (or the oracle's) as a failed one.
-    mv_bad = mv == "fail" or (mv == "refused" and case.valid)
+        return "not run on this host", missing
     if mv == q and not mv_bad:
         return "", []
     parts: list[str] = []
-    missing: list[str] = []
     if q == "fail" and case.valid:     # a rejection QEMU booted is explained by its rule below
         for f in q_failures:
             d = matching("check", f, case.config, case.expect)  # type: ignore[arg-type]
@@ -83,9 +87,6 @@ def explain(case: matrix.Case, mv: str, q: str, q_failures: list[str],
             missing.append(f"memvisor {mv}, QEMU {q}: no entry for rule {rule}")
         else:
             parts.append(f"[{d.id}] {d.text} (source: {d.source})")
-    if mv_bad:
-        missing.append(f"memvisor {'fails' if mv == 'fail' else 'refuses'} this case: a "
-                       "memvisor or oracle bug, not a difference")
     return "; ".join(parts), missing
 
 

@@ -170,3 +170,14 @@ def test_entries_explain_their_own_cases_only(name, q, failure, entry):
         assert not r["unexplained"] and f"[{entry}]" in r["explanation"]
     else:
         assert r["unexplained"]
+
+
+def test_memvisor_failure_is_unexplained_even_where_qemu_is_na():
+    c = _case("files-mixed")
+    plan = compare.qemu_plan(c)
+    assert isinstance(plan, NotApplicable)
+    r = compare.build_row(c, "pass", [], "n/a", [], [], plan, None)
+    assert not r["unexplained"]
+    r = compare.build_row(c, "fail", ["zone mem0: not in /proc/PID/numa_maps"], "n/a", [], [],
+                          plan, None)
+    assert r["unexplained"] and "memvisor fails" in r["unexplained"][0]
