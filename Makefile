@@ -42,12 +42,12 @@ SHARD    ?=
 HEADERS  := libfdt.h numa.h json-c/json.h microhttpd.h curl/curl.h cmocka.h
 MISSING  := $(strip $(foreach h,$(HEADERS),$(if $(wildcard /usr/include/$(h) /usr/include/*/$(h)),,$(h))))
 ifneq ($(MISSING),)
-ifeq ($(filter deps test conformance bench bench-check clean linux-guest fuzz,$(MAKECMDGOALS)),)
+ifeq ($(filter deps test conformance conformance-compare bench bench-check clean linux-guest fuzz,$(MAKECMDGOALS)),)
 $(error missing $(MISSING): run `make deps` as root (ci/deps.sh installs the Debian packages), or use `make test` / `make conformance`, which install them first)
 endif
 endif
 
-.PHONY: all deps memvisor remote guests unit test pytest conformance bench bench-check clean fuzz fuzz-build
+.PHONY: all deps memvisor remote guests unit test pytest conformance conformance-compare bench bench-check clean fuzz fuzz-build
 all: memvisor remote guests
 
 deps:
@@ -92,6 +92,11 @@ test: deps
 conformance: deps
 	@$(MAKE) --no-print-directory all linux-guest linux-foreign
 	$(PYTHON) -m conformance run $(if $(SHARD),--shard $(SHARD) --out build/conformance/shard-$(subst /,-of-,$(SHARD)))
+
+# memvisor and QEMU over the matrix: build/conformance/compare.json, compare.html (conformance/compare.py)
+conformance-compare: deps
+	@$(MAKE) --no-print-directory all
+	$(PYTHON) -m conformance compare $(if $(SHARD),--shard $(SHARD))
 
 # BENCH_ARGS: e.g. make bench BENCH_ARGS="--size 256M --repeat 3" (see bench/README.md)
 bench: deps

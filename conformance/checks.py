@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import dataclass
+from typing import Callable
 
-from memvisor.hoststate import find_mapping, parse_numa_maps, parse_smaps
-from memvisor.oracle import Expectation, Range, Rejection, layout_violations
+from memvisor.hoststate import Mapping, NumaMap, find_mapping, parse_numa_maps, parse_smaps
+from memvisor.oracle import Expectation, Range, Rejection, ZoneMapping, layout_violations
 from memvisor.oraclemodel import VIRTIO_MMIO_MAGIC, VIRTIO_MMIO_VERSION
 from memvisor.report import ProbeReport, ReportError, parse_probe
 
@@ -50,26 +52,30 @@ def setup_failures(result: dict) -> list[str]:
     return [f"case setup failed: {e}" for e in result.get("setup_errors", [])]
 
 
-def check_boot(exp: Expectation, result: dict, layout: dict | None) -> list[str]:
-    """A valid configuration: the guest held after a clean report, the host state matches."""
+def check_boot(exp: Expectation, result: dict, layout: dict | None,
+               stop_status: int = SIGTERM_STATUS,
+               guest: "Callable[[Expectation, ProbeReport], list[str]] | None" = None,
+               host: "Callable[[Expectation, dict], list[str]] | None" = None) -> list[str]:
+    """A valid configuration: the guest held after a clean report, the host state matches.
+    Without a layout (another VMM) only the guest's and the host's views are checked."""
     if result["timed_out"]:
         vcpus = [ln for ln in result.get("stderr", "").splitlines()
                  if " at stop: " in ln or " stack text:" in ln]
         return ["the guest did not finish its report in time; where memvisor's threads were:",
                 result.get("stuck", ""), "and its vCPUs:", *vcpus] + setup_failures(result)
     if "during" not in result:
-        return [f"memvisor exited with status {result['rc']} before the guest's report was "
+        return [f"the VMM exited with status {result['rc']} before the guest's report was "
                 f"complete"]
     bad: list[str] = setup_failures(result)
-    if result["rc"] != SIGTERM_STATUS:
-        bad.append(f"memvisor's status after SIGTERM was {result['rc']}, expected "
-                   f"{SIGTERM_STATUS} (a clean stop)")
+    if result["rc"] != stop_status:
+        bad.append(f"the VMM's status after SIGTERM was {result['rc']}, expected "
+                   f"{stop_status} (a clean stop)")
     try:
         report = parse_probe(result["stdout"])
     except ReportError as e:
         return bad + [f"unreadable probe report: {e}"]
-    bad += check_guest(exp, report)
-    bad += check_host(exp, result)
+    bad += (guest or check_guest)(exp, report)
+    bad += (host or check_host)(exp, result)
     if layout is not None:
         bad += check_layout(exp, layout, report)
     return bad
@@ -139,27 +145,60 @@ def check_virtio(exp: Expectation, r: ProbeReport) -> list[str]:
     return bad
 
 
-def check_host(exp: Expectation, result: dict) -> list[str]:
+@dataclass
+class Located:
+    """A zone's host memory as a VMM shows it: the backing it names (None: it names none),
+    the size it mapped, and its mappings in smaps (one, or one per backend under QEMU)."""
+    backing: str | None
+    size: int
+    mappings: list[Mapping]
+
+
+Locate = Callable[[Expectation, dict, list[Mapping]], "dict[str, Located | str]"]
+
+
+def memvisor_zones(exp: Expectation, result: dict, maps: list[Mapping]) -> dict[str, Located | str]:
+    """memvisor -v logs each zone's backing, host address and size."""
+    zones = zone_lines(result["stderr"])
+    out: dict[str, Located | str] = {}
+    for z in exp.zones:
+        if z.zone not in zones:
+            out[z.zone] = "memvisor -v did not log its mapping"
+            continue
+        backing, host, size, _ = zones[z.zone]
+        m = find_mapping(maps, host)
+        out[z.zone] = (Located(backing, size, [m]) if m else
+                       f"no mapping at {host:#x} in /proc/PID/smaps")
+    return out
+
+
+def check_host(exp: Expectation, result: dict, locate: Locate = memvisor_zones) -> list[str]:
     bad: list[str] = []
     during = result["during"]
     maps = parse_smaps(during["smaps"])
     numa = {n.start: n for n in parse_numa_maps(during["numa_maps"])}
-    zones = zone_lines(result["stderr"])
+    located = locate(exp, result, maps)
     for z in exp.zones:
-        if z.zone not in zones:
-            bad.append(f"zone {z.zone}: memvisor -v did not log its mapping")
+        got = located.get(z.zone, "not found")
+        if isinstance(got, str):
+            bad.append(f"zone {z.zone}: {got}")
             continue
-        backing, host, size, page = zones[z.zone]
-        where = f"zone {z.zone}"
-        if z.backing and backing != z.backing:
-            bad.append(f"{where}: backing {backing}, expected {z.backing}")
-        if size != z.boot_size + z.hotplug_size:
-            bad.append(f"{where}: mapping of {size:#x} bytes, expected "
-                       f"{z.boot_size + z.hotplug_size:#x}")
-        m = find_mapping(maps, host)
-        if m is None:
-            bad.append(f"{where}: no mapping at {host:#x} in /proc/PID/smaps")
-            continue
+        bad += check_zone(z, got, numa)
+    bad += check_pools(exp, result)
+    bad += check_files(exp, result)
+    return bad
+
+
+def check_zone(z: ZoneMapping, loc: Located, numa: dict[int, NumaMap]) -> list[str]:
+    """One zone's mappings against what the oracle says of it."""
+    bad: list[str] = []
+    where = f"zone {z.zone}"
+    if z.backing and loc.backing is not None and loc.backing != z.backing:
+        bad.append(f"{where}: backing {loc.backing}, expected {z.backing}")
+    if loc.size != z.boot_size + z.hotplug_size:
+        bad.append(f"{where}: mapping of {loc.size:#x} bytes, expected "
+                   f"{z.boot_size + z.hotplug_size:#x}")
+    for m in loc.mappings:
         if m.kb("KernelPageSize") * 1024 != z.page_size:
             bad.append(f"{where}: KernelPageSize {m.kb('KernelPageSize')} kB, expected "
                        f"{z.page_size // 1024} kB")
@@ -169,15 +208,7 @@ def check_host(exp: Expectation, result: dict) -> list[str]:
             bad.append(f"{where}: VmFlags has '{flag}', which it must not")
         if z.file and not z.file_is_dir and z.file not in m.name:
             bad.append(f"{where}: mapping is {m.name!r}, expected the file {z.file}")
-        resident = m.resident_kb
-        if z.prefault and resident * 1024 < z.prefault_bytes:
-            bad.append(f"{where}: {resident} kB resident, prefault promises "
-                       f"{z.prefault_bytes // 1024} kB")
-        # Nothing may populate a virtio-mem region beyond what is plugged at boot.
-        if resident * 1024 > z.boot_size + z.hotplugged_size:
-            bad.append(f"{where}: {resident} kB resident, more than boot RAM and plugged memory "
-                       f"({(z.boot_size + z.hotplugged_size) // 1024} kB)")
-        nm = numa.get(host)
+        nm = numa.get(m.start)
         if nm is None:
             bad.append(f"{where}: not in /proc/PID/numa_maps")
         else:
@@ -187,8 +218,14 @@ def check_host(exp: Expectation, result: dict) -> list[str]:
                 off = {n: c for n, c in nm.pages_per_node.items() if n != z.host_numa_node and c}
                 if off:
                     bad.append(f"{where}: pages on nodes {off}, bound to {z.host_numa_node}")
-    bad += check_pools(exp, result)
-    bad += check_files(exp, result)
+    resident = sum(m.resident_kb for m in loc.mappings)
+    if z.prefault and resident * 1024 < z.prefault_bytes:
+        bad.append(f"{where}: {resident} kB resident, prefault promises "
+                   f"{z.prefault_bytes // 1024} kB")
+    # Nothing may populate a virtio-mem region beyond what is plugged at boot.
+    if resident * 1024 > z.boot_size + z.hotplugged_size:
+        bad.append(f"{where}: {resident} kB resident, more than boot RAM and plugged memory "
+                   f"({(z.boot_size + z.hotplugged_size) // 1024} kB)")
     return bad
 
 

@@ -3,6 +3,7 @@
     python3 -m conformance run [--quick] [-k NAME] [--shard K/N] [--out DIR]
     python3 -m conformance merge --out DIR SHARD_DIR...
     python3 -m conformance list [--quick]
+    python3 -m conformance compare [-k NAME] [--shard K/N] [--out DIR]   (conformance/compare.py)
 
 Where cases run (harness/memvisor/venue.py): VENUE=native runs each case this machine can give
 what it needs on its own /dev/kvm and skips the others with the reason; VENUE=testhost runs all
@@ -216,7 +217,7 @@ def run(mode: str, pattern: str | None, shard: tuple[int, int] | None, out: Path
 def main(argv: list[str]) -> int:
     import argparse
     ap = argparse.ArgumentParser(prog="python3 -m conformance")
-    ap.add_argument("command", choices=["run", "list", "merge"])
+    ap.add_argument("command", choices=["run", "list", "merge", "compare"])
     ap.add_argument("dirs", nargs="*", type=Path, help="merge: the shards' result directories")
     ap.add_argument("--quick", action="store_true", help="the representative subset (make test)")
     ap.add_argument("-k", dest="pattern", help="only cases whose name contains this")
@@ -239,6 +240,13 @@ def main(argv: list[str]) -> int:
               f"{doc['passed']} passed, {doc['failed']} failed, {doc['skipped']} skipped; "
               f"{out / 'results.json'}, {out / 'junit.xml'}")
         return 1 if problems or doc["failed"] else 0
+    if args.command == "compare":
+        from .compare import compare   # it imports this module
+        try:
+            shard = parse_shard(args.shard) if args.shard else None
+        except ValueError as e:
+            ap.error(str(e))
+        return compare(args.pattern, shard, args.out or OUT)
     if args.dirs:
         ap.error("run: unexpected arguments " + " ".join(map(str, args.dirs)))
     try:

@@ -48,6 +48,7 @@ class VmConfig:
 
 class Driver:
     name = "abstract"
+    stop_status = 128 + 15   # the VMM's exit status when the harness stops a held guest
 
     def command(self, cfg: VmConfig) -> list[str]:
         raise NotImplementedError
@@ -80,24 +81,32 @@ class CloudHypervisorDriver(MemvisorDriver):
 
 
 class QemuDriver(Driver):
-    """QEMU with PVH boot: memory as one backend per zone, NUMA from --numa."""
+    """QEMU 7.2 with PVH boot (-kernel), the configuration as qemuargs translates it. The
+    guest's exit port is isa-debug-exit; QMP on a unix socket for queries and resizes."""
     name = "qemu"
+    stop_status = 0     # QEMU ends with 0 on SIGTERM ("terminating on signal 15")
 
-    def __init__(self, accel: str = "kvm") -> None:
+    def __init__(self, accel: str = "kvm", binary: str | None = None) -> None:
         self.accel = accel
+        self.binary = binary or os.environ.get("QEMU", "qemu-system-x86_64")
 
-    def command(self, cfg: VmConfig) -> list[str]:
-        from .sizes import parse_size  # local: sizes is tiny and only QEMU needs it here
-        boot = int(dict(kv.split("=") for kv in cfg.cpus.split(",")).get("boot", "1"))
-        args = ["qemu-system-x86_64", "-machine", "q35", "-accel", self.accel, "-cpu", "max",
-                "-smp", str(boot), "-nodefaults", "-display", "none", "-no-reboot",
-                "-serial", "stdio", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
-                "-kernel", str(cfg.kernel)]
+    def head(self, cfg: VmConfig, qmp: str | None = None) -> list[str]:
+        args = [self.binary, "-machine", "q35", "-accel", self.accel,
+                "-cpu", "host" if self.accel == "kvm" else "max", "-nodefaults",
+                "-display", "none", "-no-reboot", "-serial", "stdio",
+                "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-kernel", str(cfg.kernel)]
         if cfg.cmdline:
             args += ["-append", cfg.cmdline]
-        opts = dict(kv.split("=", 1) for kv in (cfg.memory or "size=512M").split(","))
-        args += ["-m", f"{parse_size(opts['size']) // (1 << 20)}M"]
+        if qmp:
+            args += ["-qmp", f"unix:{qmp},server=on,wait=off"]
         return args
+
+    def command(self, cfg: VmConfig, qmp: str | None = None) -> list[str]:
+        from .qemuargs import NotApplicable, translate   # qemuargs imports this module
+        t = translate(cfg)
+        if isinstance(t, NotApplicable):
+            raise ValueError(f"QEMU cannot express this configuration: {t.reason}")
+        return self.head(cfg, qmp) + t.args
 
     def guest_exit_code(self, status: int) -> int:
         return status >> 1  # isa-debug-exit: (code << 1) | 1

@@ -109,6 +109,8 @@ def _attempt(case: dict) -> dict:
                 # A resize sequence: API calls, each followed by the guest and the host.
                 result["steps"] = run_steps(case, proc.pid, out, lambda: proc.poll() is None,
                                             out_times, lambda text: _send(proc, text))
+            if case.get("qmp"):
+                result["qmp"] = _qmp(case["qmp"])
             # The report is out and the guest is halted: the host state is the steady state.
             time.sleep(case.get("settle", 0.2))
             result["during"] = {name: read_proc(proc.pid, name)
@@ -193,6 +195,25 @@ def _send(proc: subprocess.Popen, text: str) -> None:
         raise OSError("memvisor's stdin is not open")
     proc.stdin.write(text)
     proc.stdin.flush()
+
+
+def _qmp(spec: dict) -> dict:
+    """QEMU: the commands a configuration needs once it runs (a balloon target), then the
+    queries whose answers the checks read."""
+    from .qmp import Qmp, QmpError, query_all
+    out: dict = {"start": []}
+    try:
+        with Qmp(spec["socket"]) as q:
+            for name, args in spec.get("start", []):
+                try:
+                    out["start"].append({name: q.command(name, **args)})
+                except QmpError as e:
+                    out["start"].append({name: {"error": str(e)}})
+    except (OSError, QmpError, ValueError) as e:
+        out["error"] = f"QMP: {e}"
+        return out
+    out.update(query_all(spec["socket"], spec.get("queries", [])))
+    return out
 
 
 def _wait(done, deadline: float, idle_s: float | None, out: list[str]) -> str:

@@ -1,0 +1,265 @@
+"""The one table of known differences between memvisor (Cloud Hypervisor's behaviour) and QEMU.
+
+Every difference `make conformance-compare` finds must be explained by an entry here, with its
+source; a difference no entry explains fails the run. Kinds:
+  n/a       QEMU has no way to write the configuration (qemuargs.NotApplicable names the entry);
+  platform  a failure line every QEMU boot may show because QEMU's machine is not memvisor's,
+            unrelated to the memory options: set aside under QEMU and kept as a note;
+  check     a failure line under QEMU that is a real behaviour difference of an option: the
+            case fails under QEMU, and this entry is its explanation;
+  refusal   QEMU refuses a configuration memvisor boots: `failure` matches QEMU's error line;
+  status    memvisor's and QEMU's statuses differ for rejection cases of these oracle rules.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .driver import VmConfig
+from .optionspec import ZONE_DIR
+from .oraclemodel import Expectation, HostFacts, parse
+
+# platform/check/refusal entries: the cases an entry may explain, from their configuration and
+# expectation, so that the same failure line in another case stays unexplained.
+Applies = Callable[[VmConfig, Expectation], bool]
+
+
+def _always(cfg: VmConfig, exp: Expectation) -> bool:
+    return True
+
+
+def _hotplug_without_numa(cfg: VmConfig, exp: Expectation) -> bool:
+    return bool(exp.hotplug) and not exp.numa
+
+
+def _hotplug_with_numa(cfg: VmConfig, exp: Expectation) -> bool:
+    return bool(exp.hotplug) and bool(exp.numa)
+
+
+def _numa_without_distances(cfg: VmConfig, exp: Expectation) -> bool:
+    return bool(exp.numa) and not any("distances=" in n for n in cfg.numa)
+
+
+def _distances_given(cfg: VmConfig, exp: Expectation) -> bool:
+    return any("distances=" in n for n in cfg.numa)
+
+
+def _distance_pair_missing(cfg: VmConfig, exp: Expectation) -> bool:
+    """Some distance is given, yet a pair of nodes has none in either direction."""
+    nodes = parse(cfg, HostFacts(directories=frozenset({ZONE_DIR}))).numa
+    given = {(n.guest_numa_id, d) for n in nodes for d, _ in n.distances or []}
+    ids = sorted(n.guest_numa_id for n in nodes)
+    return bool(given) and any((a, b) not in given and (b, a) not in given
+                               for i, a in enumerate(ids) for b in ids[i + 1:])
+
+
+def _boot_ram_not_in_node_order(cfg: VmConfig, exp: Expectation) -> bool:
+    """The zone CH puts at GPA 0 (the first) is not on the lowest node, which QEMU puts there."""
+    return bool(exp.numa) and bool(exp.zones) and exp.zones[0].guest_numa_id != min(exp.numa)
+
+
+def _prefault_plugged_virtio_mem(cfg: VmConfig, exp: Expectation) -> bool:
+    return any(z.prefault and z.hotplugged_size for z in exp.zones)
+
+
+def _zone_without_thp(cfg: VmConfig, exp: Expectation) -> bool:
+    return any(not z.thp for z in exp.zones)
+
+
+def _virtio_devices(cfg: VmConfig, exp: Expectation) -> bool:
+    return bool(exp.virtio_devices)
+
+
+@dataclass(frozen=True)
+class Difference:
+    id: str
+    kind: str                         # "n/a", "platform", "check", "status"
+    text: str
+    source: str
+    failure: str = ""                 # platform/check: regex over a failure line; refusal: over
+                                      # QEMU's error line
+    rules: tuple[str, ...] = ()       # status: the oracle rules of the rejection cases
+    statuses: tuple[str, str] = ("", "")   # status: (memvisor, qemu)
+    applies: Applies | None = None    # platform/check/refusal: the cases it may explain
+
+
+DIFFERENCES: tuple[Difference, ...] = (
+    # ---- configurations QEMU cannot write
+    Difference("ch-syntax", "n/a",
+               "CH's own command-line grammar (its keys, lists in [], mandatory keys); QEMU's "
+               "options are other words, so there is nothing to break the same way",
+               "CH docs/memory.md; QEMU docs/system/invocation (qemu-options.hx)"),
+    Difference("ch-only-rule", "n/a",
+               "a rule on CH's options or defaults (size=0 with zones, hotplug_method, "
+               "hotplugged_size without virtio-mem, balloon size at boot...) with no QEMU "
+               "option to break it with",
+               "CH vmm/src/config.rs validate(); qemuargs.QEMU_RULES lists the rules QEMU can "
+               "express"),
+    Difference("qemu-one-memdev-per-node", "n/a",
+               "a -numa node takes one memdev, and with -numa every RAM backend must be a "
+               "node's memdev; CH's memory_zones=[a,b] and zones of no node have no spelling",
+               "QEMU hw/core/numa.c parse_numa_node() (one memdev= per node) and "
+               "numa_complete_configuration() (the nodes' memdevs must add up to -m; "
+               "'-machine memory-backend' and '-numa memdev' are mutually exclusive)"),
+    Difference("qemu-one-ram-backend", "n/a",
+               "without -numa QEMU's boot RAM is one backend (-machine memory-backend=); "
+               "several CH zones would need nodes or DIMMs, which the guest sees otherwise",
+               "QEMU hw/core/machine.c machine_run_board_init() (machine->memdev is the "
+               "one boot RAM backend); hw/core/numa.c numa_complete_configuration()"),
+    Difference("qemu-file-offset", "n/a",
+               "a file zone with hotplug_size maps the virtio-mem region from the same file; "
+               "QEMU 7.2's memory-backend-file has no offset, two backends would alias",
+               "QEMU backends/hostmem-file.c: file_memory_backend_set_offset() (the "
+               "`offset` property) came with QEMU 8.1; 7.2 maps every backend from offset 0"),
+    Difference("harness-resize-qmp", "n/a",
+               "resize sequences are played through CH's REST API; their QMP translation "
+               "(device_add pc-dimm, qom-set requested-size, balloon) is not written yet",
+               "harness limitation (issue 12), not a behaviour of either VMM"),
+    Difference("linux-guest", "n/a",
+               "the Linux guest cases boot Debian's kernel through memvisor's bzImage path; "
+               "their QEMU translation is not written yet",
+               "harness limitation (issue 12), not a behaviour of either VMM"),
+    # ---- QEMU's machine is not memvisor's: set aside, kept as notes
+    Difference("qemu-no-fdt", "platform",
+               "QEMU's PVH boot hands the guest ACPI only; memvisor adds an FDT module",
+               "DEVELOPERS.md (FDT as PVH module); QEMU hw/i386/x86.c x86_load_linux() (PVH)",
+               failure=r"^no FDT module: ", applies=_always),
+    Difference("qemu-virtio-pci", "platform",
+               "QEMU's virtio-mem and virtio-balloon are PCI devices, which the probe does not "
+               "enumerate; memvisor's are virtio-mmio in the DSDT and FDT. QEMU's are checked "
+               "over QMP (query-memory-devices, query-balloon) instead",
+               "QEMU hw/virtio/virtio-mem-pci.c, virtio-balloon-pci.c; DEVELOPERS.md "
+               "(virtio-mmio)",
+               failure=r"^virtio-mmio devices in the (ACPI|FDT): ", applies=_virtio_devices),
+    Difference("qemu-firmware-e820", "platform",
+               "SeaBIOS reserves the EBDA (the last KiB below 640 KiB) and the top of low RAM "
+               "for ACPI tables in the E820 map; the RAM is there, reserved. Checked instead: "
+               "usable + reserved-in-RAM = boot RAM",
+               "SeaBIOS src/fw/paravirt.c, src/malloc.c (ZoneHigh); QEMU hw/i386/pc.c",
+               failure=r"^E820 usable RAM 0x[0-9a-f]+, expected boot RAM ", applies=_always),
+    # ---- behaviour differences of options
+    Difference("qemu-thp-always", "check",
+               "QEMU advises MADV_HUGEPAGE on all guest RAM (also shared memfd), whatever the "
+               "user says; CH advises it on private anonymous memory only, and not with "
+               "thp=off",
+               "QEMU 7.2 softmmu/physmem.c ram_block_add(): qemu_madvise(new_block->host, "
+               "max_length, QEMU_MADV_HUGEPAGE) on every RAM block with a host mapping; CH "
+               "vmm/src/memory_manager.rs (thp)",
+               failure=r"^zone [^:]+: VmFlags has 'hg', which it must not$",
+               applies=_zone_without_thp),
+    Difference("qemu-srat-for-hotplug", "check",
+               "with maxmem QEMU builds an SRAT (its hotpluggable device-memory range) even "
+               "without -numa; CH (and the oracle) give no SRAT without --numa",
+               "QEMU hw/core/numa.c numa_complete_configuration() adds a node implicitly "
+               "with slots/maxmem (auto_enable_numa_with_memhp/_memdev, set in hw/i386/pc.c "
+               "pc_machine_class_init()); hw/i386/acpi-build.c acpi_build() builds the SRAT "
+               "when numa_state->num_nodes",
+               failure=r"^SRAT or SLIT present without --numa$",
+               applies=_hotplug_without_numa),
+    Difference("qemu-srat-device-memory", "check",
+               "QEMU's SRAT has one hotpluggable range for the whole device-memory region "
+               "(DIMMs and virtio-mem alike) on the last node; CH puts each virtio-mem region on "
+               "its zone's node and the ACPI area on the lowest",
+               "QEMU hw/i386/acpi-build.c build_srat(): build_srat_memory(device_memory->"
+               "base, its whole size, nb_numa_nodes - 1, MEM_AFFINITY_HOTPLUGGABLE); the "
+               "region is maxmem - ram plus 1 GiB per slot (hw/i386/pc.c pc_memory_init())",
+               failure=r"^SRAT node \d+: hotpluggable ranges \[.*\], expected \[.*\]$",
+               applies=_hotplug_with_numa),
+    Difference("qemu-ram-in-node-order", "check",
+               "QEMU lays the nodes' memdevs out from GPA 0 in node-id order; CH lays zones out "
+               "in command-line order. The node at GPA 0 loses the legacy hole (640 KiB-1 MiB) "
+               "in SRAT, which the oracle allows only for the zone CH puts there",
+               "QEMU hw/core/numa.c numa_init_memdev_container() (for i in nodes: "
+               "memory_region_add_subregion(ram, addr, memdev); addr += size); hw/i386/"
+               "acpi-build.c build_srat() (the hole split out of the range at 0)",
+               failure=r"^SRAT node \d+: 0x[0-9a-f]+ bytes of boot RAM, expected 0x[0-9a-f]+$",
+               applies=_boot_ram_not_in_node_order),
+    Difference("qemu-virtio-mem-prealloc-on-plug", "check",
+               "QEMU's virtio-mem prealloc=on preallocates a block when the guest driver plugs "
+               "it; requested-size is only a request, and the probe has no virtio-pci driver, "
+               "so nothing of hotplugged_size is resident. memvisor prefaults the memory "
+               "plugged at boot before the guest runs",
+               "QEMU hw/virtio/virtio-mem.c virtio_mem_set_block_state() (qemu_prealloc_mem "
+               "on plug, from the guest's VIRTIO_MEM_REQ_PLUG)",
+               failure=r"^zone [^:]+: \d+ kB resident, prefault promises \d+ kB$",
+               applies=_prefault_plugged_virtio_mem),
+    Difference("qemu-slit-only-with-dist", "check",
+               "QEMU builds a SLIT only when -numa dist is given; CH always has one with "
+               "--numa (20 between nodes by default)",
+               "QEMU hw/i386/acpi-build.c acpi_build(): build_slit() only if "
+               "numa_state->have_numa_distance, which hw/core/numa.c parse_numa_distance() "
+               "sets",
+               failure=r"^SLIT None, expected ", applies=_numa_without_distances),
+
+    # ---- rejections QEMU does not share (observed with QEMU 7.2.22 on this machine)
+    Difference("qemu-virtio-mem-requested", "status",
+               "QEMU starts a virtio-mem whose requested-size exceeds its memdev; CH refuses "
+               "hotplugged_size above hotplug_size at start",
+               "observed (QEMU 7.2.22); QEMU hw/virtio/virtio-mem.c "
+               "virtio_mem_set_requested_size() refuses a size above the memdev ('cannot "
+               "exceed the memory backend size') only on a realized device, i.e. at qom-set, "
+               "not at -device; CH vmm/src/config.rs",
+               rules=("memory_hotplugged_within_hotplug_size",
+                      "zone_hotplugged_within_hotplug_size"), statuses=("refused", "fail")),
+    Difference("qemu-bind-shared-file", "status",
+               "QEMU applies host-nodes/policy=bind to any backend, shared files included; CH "
+               "refuses host_numa_node on a shared file",
+               "QEMU backends/hostmem.c host_memory_backend_memory_complete() (mbind); CH "
+               "vmm/src/config.rs", rules=("zone_shared_file_not_bound",),
+               statuses=("refused", "fail")),
+    Difference("qemu-virtio-mem-block-aligned", "status",
+               "QEMU needs a virtio-mem size to be a multiple of its block size (2 MiB) only; "
+               "CH aligns regions to 128 MiB",
+               "QEMU hw/virtio/virtio-mem.c virtio_mem_device_realize(); CH "
+               "virtio-devices/src/mem.rs (VIRTIO_MEM_ALIGN_SIZE)",
+               rules=("virtio_mem_region_aligned",), statuses=("refused", "fail")),
+    Difference("qemu-no-ram-minimum", "status",
+               "QEMU starts with -m 1M (the firmware fails later); the oracle's minimum is "
+               "memvisor's boot data plus a PVH kernel",
+               "observed (QEMU 7.2.22); oraclemodel.MIN_BOOT_RAM",
+               rules=("layout_boot_ram_minimum",), statuses=("refused", "fail")),
+    Difference("qemu-address-space", "status",
+               "QEMU with -cpu host has the host's 46 physical address bits, so 2 TiB of "
+               "hotplug fits; the oracle's 1 TiB limit is the test host's 40 bits",
+               "oraclemodel.MAX_GPA; QEMU 7.2 target/i386/host-cpu.c "
+               "host_cpu_max_instance_init() sets host-phys-bits for -cpu host/max under KVM",
+               rules=("layout_address_space",), statuses=("refused", "fail")),
+    # ---- configurations QEMU refuses
+    Difference("qemu-numa-distance-every-pair", "refusal",
+               "once any -numa dist is given, QEMU needs a distance for every pair of nodes "
+               "(one direction suffices); CH takes 20 for a pair given none",
+               "QEMU hw/core/numa.c validate_numa_distance() ('The distance between node %d "
+               "and %d is missing', exit(EXIT_FAILURE)); spec (--numa distances)",
+               failure=r"^qemu-system-x86_64: The distance between node \d+ and \d+ is missing, "
+                       r"at least one distance value between each nodes should be provided\.$",
+               applies=_distance_pair_missing),
+    Difference("qemu-slit-both-directions", "refusal",
+               "QEMU refuses an asymmetric SLIT unless every pair is given both ways; CH takes a "
+               "missing distance from the reverse direction (else 20)",
+               "QEMU hw/core/numa.c validate_numa_distance() (exit(EXIT_FAILURE) when "
+               "is_asymmetrical and a distance is 0); spec (--numa distances), "
+               "DEVELOPERS.md SLIT rule",
+               failure=r"^qemu-system-x86_64: At least one asymmetrical pair of distances is "
+                       r"given, please provide distances for both directions",
+               applies=_distances_given),
+)
+
+BY_ID = {d.id: d for d in DIFFERENCES}
+
+
+def matching(kind: str, line: str, cfg: VmConfig | None = None,
+             exp: Expectation | None = None) -> Difference | None:
+    """The entry of `kind` ("platform", "check", "refusal") whose pattern matches `line` and
+    that applies to the case (`cfg`, `exp`)."""
+    for d in DIFFERENCES:
+        if d.kind != kind or not re.search(d.failure, line):
+            continue
+        if d.applies is not None and cfg is not None and exp is not None and d.applies(cfg, exp):
+            return d
+    return None
+
+
+def for_status(rule: str | None, memvisor: str, qemu: str) -> Difference | None:
+    return next((d for d in DIFFERENCES if d.kind == "status" and rule in d.rules
+                 and d.statuses == (memvisor, qemu)), None)
