@@ -39,7 +39,7 @@ def test_cases_interleave_the_vmms_with_the_same_guest() -> None:
         for v in ("memvisor", "qemu_q35", "qemu_microvm")]
     for c in cases:
         a = c["argv"]
-        assert c["stamp_lines"] and c["idle_timeout"] == 60 and c["timeout"] >= 120
+        assert c["stamp_lines"] and c["idle_timeout"] == linux.IDLE_S and c["timeout"] >= 120
         line = a[a.index("--cmdline" if a[0].endswith("memvisor") else "-append") + 1]
         assert str(linux.KERNEL) in a and str(linux.INITRAMFS) in a and line == linux.CMDLINE
         assert "size=512M" in a or a[a.index("-m") + 1] == "512M"
