@@ -23,7 +23,7 @@
 
 #define F_DEFLATE_ON_OOM	2
 #define F_REPORTING		5
-#define QSIZE			16
+#define QSIZE			32	/* the reporting queue's size: Linux needs 32 */
 #define PAGE			(4 * KiB)
 #define CFG_NUM_PAGES		0x0
 #define CFG_ACTUAL		0x4
@@ -395,6 +395,23 @@ static void test_reporting(void **state)
 	assert_int_equal(resident(data, 2 * MiB), 2 * MiB / PAGE);
 	assert_int_equal(resident(data + 4 * MiB, 2 * MiB), 2 * MiB / PAGE);
 	assert_int_equal(data[7 * MiB], 0x3c);
+
+	/* Linux sends up to 32 ranges in one chain (PAGE_REPORTING_CAPACITY): all released. */
+	{
+		uint64_t many[32];
+		uint32_t sizes[32];
+
+		memset(data, 0x3c, 8 * MiB);
+		for (unsigned i = 0; i < 32; i++) {
+			many[i] = DATA + 256 * KiB * i;
+			sizes[i] = 128 * KiB;
+		}
+		submit(vm, t, REPORTING, many, sizes, 32, true);
+		for (unsigned i = 0; i < 32; i++) {
+			assert_int_equal(resident(data + 256 * KiB * i, 128 * KiB), 0);
+			assert_int_equal(data[256 * KiB * i + 128 * KiB], 0x3c);
+		}
+	}
 
 	/* Across the end of RAM: the walker fails the request, nothing is released. */
 	addr[0] = 64 * MiB - 1 * MiB;

@@ -31,7 +31,9 @@
 struct vm;
 
 #define VIRTQ_MAX_SIZE	1024	/* the largest queue size a device may offer */
-#define VIRTQ_MAX_SEGS	16	/* buffers in one chain: more is a failed request */
+/* Buffers in one chain, more is a failed request: Linux's free page reporting sends 32 in one
+ * (PAGE_REPORTING_CAPACITY, include/linux/page_reporting.h); 16 refused every report of it. */
+#define VIRTQ_MAX_SEGS	64
 #define VIRTQ_LOG_MAX	64	/* log lines of one queue: a driver resetting in a loop stops there */
 
 #define VIRTQ_DESC_F_NEXT	1
