@@ -5,7 +5,7 @@ set -eu
 
 PKGS="build-essential pkg-config
 libcmocka-dev libfdt-dev libnuma-dev libjson-c-dev libmicrohttpd-dev libcurl4-openssl-dev
-acpica-tools clang libclang-rt-14-dev
+acpica-tools clang libclang-rt-14-dev shellcheck
 qemu-system-x86 qemu-utils busybox-static cpio kmod numactl
 python3 python3-pytest python3-matplotlib
 hyperfine"
