@@ -166,7 +166,8 @@ static bool api__backlog_waits(const struct api *api)
 		MHD_get_daemon_info(api->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
 	struct pollfd p = { .fd = api->sock_fd, .events = POLLIN };
 
-	return info && info->num_connections < API_CONNECTIONS && poll(&p, 1, 0) == 1;
+	return info && info->num_connections < API_CONNECTIONS && poll(&p, 1, 0) == 1 &&
+	       (p.revents & POLLIN);
 }
 
 /* Let MHD do its work, then arm the timer for when it wants to run next. */

@@ -265,7 +265,9 @@ static int open_file(struct build *bd, const char *path, uint64_t size, uint64_t
 
 bool backing__allocates(const struct backing *b)
 {
-	return b->fd >= 0 && (type_is_file(b->type) || type_is_hugetlb(b->type));
+	/* A private file mapping never writes its file: its holes need no space (and a user's
+	 * sparse file is used as is). */
+	return b->fd >= 0 && (b->type == BACKING_file_shared || type_is_hugetlb(b->type));
 }
 
 int backing__allocate(const struct backing *b, uint64_t offset, uint64_t len)

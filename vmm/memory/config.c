@@ -707,7 +707,15 @@ int config__parse(struct vm_config *cfg, int argc, char **argv, char *err, size_
 	cfg->help = av->n[ARG_HELP] > 0;
 	cfg->version = av->n[ARG_VERSION] > 0;
 	cfg->verbose = av->n[ARG_VERBOSE] > 0;
-	/* --help answers whatever the rest says, as it did before any parsing */
+	/*
+	 * --help or --version answers whatever follows it, as GNU tools do: a bad argument after
+	 * it stopped collect but is not the question asked. One before it is reported.
+	 */
+	if (ret && (cfg->help || cfg->version)) {
+		ret = 0;
+		if (errlen)
+			err[0] = '\0';
+	}
 	if (!ret && !cfg->help && !cfg->version)
 		ret = parse_args(cfg, av, err, errlen);
 	free(av);

@@ -379,6 +379,14 @@ static void test_file_allocated_at_creation(void **state)
 	assert_true(backing__allocates(&b));
 	backing__abort(&b);
 	assert_int_equal(stat(path, &st), -1);
+
+	/* A private file mapping never writes the file: it stays sparse, nothing to allocate. */
+	z.shared = false;
+	create_ok(&b, &c, &z, 12 * MiB);
+	assert_int_equal(fstat(b.fd, &st), 0);
+	assert_int_equal((uint64_t)st.st_blocks, 0);
+	assert_false(backing__allocates(&b));
+	backing__abort(&b);
 }
 
 static void test_file_directory_leaves_nothing(void **state)

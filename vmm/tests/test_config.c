@@ -560,6 +560,11 @@ static void test_main_flags(void **state)
 	assert_int_equal(config__parse(&cfg, 2, ARGV("--version"), err, sizeof(err)), 0);
 	assert_true(cfg.version);
 	config__free(&cfg);
+	/* a bad argument after --help does not stop the answer; one before it is reported */
+	assert_int_equal(config__parse(&cfg, 3, ARGV("--help", "--bogus"), err, sizeof(err)), 0);
+	assert_true(cfg.help);
+	config__free(&cfg);
+	ERR("'-x': unexpected argument (options start with --)", "-x", "--help");
 	ERR("--cmdline: missing value", "--cmdline", "--help");
 	ERR("'-x': unexpected argument (options start with --)", "-x");
 }
