@@ -14,25 +14,13 @@
 #include "arch/x86/acpi.h"
 #include "fuzz/fuzz.h"
 #include "fuzz/lib/probe_acpi.h"
+#include "tests/bytes.h"
 #include "tests/config_checks.h"
 #include "vm.h"
 
 #define MAP_SIZE	(HIGH_RAM_START - ACPI_TABLES_ADDR)
 
 static uint8_t *tables;		/* ACPI_TABLES_ADDR, mapped at that address */
-
-static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
-static uint32_t rd32(const uint8_t *p) { return rd16(p) | (uint32_t)rd16(p + 2) << 16; }
-static uint64_t rd64(const uint8_t *p) { return rd32(p) | (uint64_t)rd32(p + 4) << 32; }
-
-static uint8_t sum(const uint8_t *p, size_t n)
-{
-	uint8_t s = 0;
-
-	while (n--)
-		s = (uint8_t)(s + *p++);
-	return s;
-}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

@@ -19,6 +19,7 @@
 #include "arch/x86/acpi.h"
 #include "arch/x86/platform.h"
 #include "util.h"
+#include "tests/bytes.h"
 #include "tests/devices_vm.h"
 #include "tests/iasl.h"
 #include "tests/vmcfg.h"
@@ -31,19 +32,6 @@ struct tables {
 	const uint8_t *rsdp, *xsdt, *fadt, *dsdt, *madt, *srat, *slit;
 	int nxsdt;
 };
-
-static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
-static uint32_t rd32(const uint8_t *p) { return rd16(p) | (uint32_t)rd16(p + 2) << 16; }
-static uint64_t rd64(const uint8_t *p) { return rd32(p) | (uint64_t)rd32(p + 4) << 32; }
-
-static uint8_t sum(const uint8_t *p, size_t n)
-{
-	uint8_t s = 0;
-
-	while (n--)
-		s = (uint8_t)(s + *p++);
-	return s;
-}
 
 /* ---- configurations ---- */
 

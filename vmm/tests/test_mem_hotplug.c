@@ -20,6 +20,7 @@
 #include "memory/hotplug.h"
 #include "util.h"
 #include "vm.h"
+#include "tests/bytes.h"
 #include "tests/devices_vm.h"
 #include "tests/iasl.h"
 #include "tests/vmcfg.h"
@@ -30,16 +31,6 @@
 static struct vm test_vm;
 static uint8_t acpi_buf[ACPI_TABLES_MAX];
 static char out_dir[512] = "build/tests/mem_hotplug";
-
-static uint32_t rd32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t rd64(const uint8_t *p)
-{
-	return rd32(p) | (uint64_t)rd32(p + 4) << 32;
-}
 
 /*
  * A VM with 128M of boot RAM in zone mem0 as --memory size=128M makes it, hotplug_method=acpi
