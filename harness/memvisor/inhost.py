@@ -148,22 +148,30 @@ def _attempt(case: dict) -> dict:
     return result
 
 
+def _await_line(proc: subprocess.Popen, lines: list[str], pat: re.Pattern, poll_s: float) -> bool:
+    """Wait for a line of `lines` (filled by a reader thread) that `pat` finds: True, or False
+    once the VMM has ended without one."""
+    seen = 0
+    while proc.poll() is None:
+        upto = len(lines)
+        if any(pat.search(ln) for ln in lines[seen:upto]):
+            return True
+        seen = upto
+        time.sleep(poll_s)
+    return False
+
+
 def _type(proc: subprocess.Popen, out: list[str], typed: dict) -> None:
     """The guest's keyboard (its serial input): `text` once a console line contains `after`
     (the guest's shell is up, so nothing typed is lost to a port not yet opened), then EOF."""
     assert proc.stdin is not None
-    seen = 0
-    while proc.poll() is None:
-        upto = len(out)
-        if any(typed["after"] in ln for ln in out[seen:upto]):
-            try:
-                proc.stdin.write(typed["text"])
-                proc.stdin.close()
-            except OSError:
-                pass    # the VMM ended meanwhile: its status tells
-            return
-        seen = upto
-        time.sleep(0.1)
+    if not _await_line(proc, out, re.compile(re.escape(typed["after"])), 0.1):
+        return
+    try:
+        proc.stdin.write(typed["text"])
+        proc.stdin.close()
+    except OSError:
+        pass    # the VMM ended meanwhile: its status tells
 
 
 def _triggers(proc: subprocess.Popen, out: list[str], err: list[str], triggers: list[dict],
@@ -172,12 +180,9 @@ def _triggers(proc: subprocess.Popen, out: list[str], err: list[str], triggers: 
     `stream` matches `match`, send `signal`, or run `shell` with the VMM stopped (SIGSTOP) so
     that nothing of it moves meanwhile (a pool drained between its mmap and its first touch)."""
     for t in triggers:
-        lines, pat = (err if t.get("stream", "stderr") == "stderr" else out), re.compile(t["match"])
-        seen = 0
-        while proc.poll() is None and not any(pat.search(ln) for ln in lines[seen:len(lines)]):
-            seen = max(0, len(lines) - 1)
-            time.sleep(0.002)
-        if proc.poll() is not None:
+        lines = err if t.get("stream", "stderr") == "stderr" else out
+        # Polled often: the stage a signal is aimed at may last only milliseconds.
+        if not _await_line(proc, lines, re.compile(t["match"]), 0.002):
             return
         if t.get("signal"):
             proc.send_signal(t["signal"])
