@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from . import BUILD, OUT, backings, check, guest, linux, native, resize, results
 from memvisor import venue  # noqa: E402  (bench/__init__ puts harness/ on the path)
-from memvisor.runner import TesthostOptions, run_cases, wait_for_other_testhosts  # noqa: E402
+from memvisor.runner import run_cases, wait_for_other_testhosts  # noqa: E402
 from memvisor.sizes import parse_size  # noqa: E402
 
 
@@ -177,7 +177,7 @@ def run(a: argparse.Namespace) -> tuple[dict[str, Any], bool]:
                    "testhost": not a.no_testhost, "qemu": not a.no_qemu, "warmup": not a.no_warmup,
                    "native": not a.no_native, "resize_size": a.resize_size,
                    "parts": a.parts, "linux_accel": a.linux_accel,
-                   "linux_testhost_options": " ".join(linux.TESTHOST),
+                   "linux_testhost_cpus": linux.in_testhost(["memvisor"])[-1],
                    "testhost_options": "ci/testhost defaults (2 nodes, 8G, 512x2M, 2x1G)"},
         "host": host,
         "venues": {"testhost": "QEMU TCG test host (ci/testhost), nested KVM",
@@ -255,12 +255,10 @@ def _linux_part(a: argparse.Namespace, p: linux.Params, figs: dict[str, Any],
         else:
             skipped["native.linux"] = f"this machine's KVM cannot run Linux: {why}"
     for where, prefix, vp in venues:
-        cases = linux.cases(vp)
-        print(f"bench: Linux boot part, {len(cases)} cases ({where}"
-              + (", one CPU)" if where == "testhost" else ")"), flush=True)
+        cases = linux.cases(vp, testhost=where == "testhost")
+        print(f"bench: Linux boot part, {len(cases)} cases ({where})", flush=True)
         t = time.monotonic()
-        res = run_cases(cases, where, on_result=_progress(cases),
-                        opts=TesthostOptions(extra=linux.TESTHOST))
+        res = run_cases(cases, where, on_result=_progress(cases))
         timing[f"linux_{where}_s"] = round(time.monotonic() - t, 1)
         ok = ok and not any(r.get("lost") for r in res)
         f, r, s = linux.renamed(prefix, *linux.figures(res, vp))

@@ -10,19 +10,32 @@ qemu-system-x86 qemu-utils busybox-static cpio kmod numactl
 python3 python3-pytest python3-matplotlib
 hyperfine"
 
+# The test host's QEMU comes from bookworm-backports (ci/fetch-qemu says why), downloaded, never
+# installed: backports are pinned below the release, so adding the suite changes nothing else.
+BACKPORTS_LIST=/etc/apt/sources.list.d/memvisor-bookworm-backports.list
+backports=0
+grep -rqs '^[^#]*bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/ || backports=1
+
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' ||
 		missing="$missing $p"
 done
-[ -z "$missing" ] && exit 0
+[ -z "$missing" ] && [ "$backports" -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
-	echo "ci/deps.sh: missing packages:$missing (run as root, or install them with apt-get)" >&2
+	[ "$backports" -eq 1 ] && echo "ci/deps.sh: apt has no bookworm-backports suite (the test host's QEMU comes from it): run as root" >&2
+	[ -n "$missing" ] && echo "ci/deps.sh: missing packages:$missing (run as root, or install them with apt-get)" >&2
 	exit 1
 fi
-echo "ci/deps.sh: installing$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
+if [ "$backports" -eq 1 ]; then
+	echo "ci/deps.sh: adding bookworm-backports to apt's sources ($BACKPORTS_LIST)" >&2
+	echo "deb http://deb.debian.org/debian bookworm-backports main" > "$BACKPORTS_LIST"
+	apt-get update -qq >&2
+fi
+[ -z "$missing" ] && exit 0
+echo "ci/deps.sh: installing$missing" >&2
 # An apt cache older than a day, or none at all, would make the install fail on a fresh machine.
 if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mtime -1 2>/dev/null | head -n1)" ]; then
 	apt-get update -qq >&2

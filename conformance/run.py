@@ -22,7 +22,7 @@ from pathlib import Path
 
 from memvisor import venue as venues
 from memvisor.driver import BUILD, MemvisorDriver
-from memvisor.runner import TesthostOptions, run_cases
+from memvisor.runner import run_cases
 
 from . import cases as matrix
 from . import needs, results
@@ -118,16 +118,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def plan(cases: list[matrix.Case], decision: venues.Decision) -> dict[str, list[matrix.Case]]:
-    """Which cases go where; natively unmet ones go to the test host under auto, else skip.
-    Linux cases bound for the test host get one of their own with one CPU
-    (linux.TESTHOST_OPTIONS: why)."""
-    groups = _plan(cases, decision)
-    groups["testhost-linux"] = [c for c in groups["testhost"] if c.guest == "linux"]
-    groups["testhost"] = [c for c in groups["testhost"] if c.guest != "linux"]
-    return groups
-
-
-def _plan(cases: list[matrix.Case], decision: venues.Decision) -> dict[str, list[matrix.Case]]:
+    """Which cases go where; natively unmet ones go to the test host under auto, else skip."""
     groups: dict[str, list[matrix.Case]] = {"native": [], "testhost": [], "skipped": []}
     if decision.venue == "testhost":
         groups["testhost"] = list(cases)
@@ -186,14 +177,16 @@ def run(mode: str, pattern: str | None, shard: tuple[int, int] | None, out: Path
         why = needs.unmet(c, here) if here else None
         record(c, {"name": c.name, "argv": driver.command(c.config), "venue": "native",
                    "skipped": why or f"native KVM is not usable: {decision.reason}"}, 0.0)
-    for where in ("native", "testhost", "testhost-linux"):
+    for where in ("native", "testhost"):
         group = groups[where]
         if not group:
             continue
         inhost = [inhost_case(c, driver) for c in group]
-        linux_host = where == "testhost-linux"
-        opts = TesthostOptions(extra=linux.TESTHOST_OPTIONS) if linux_host else None
-        run_cases(inhost, "testhost" if linux_host else where, opts=opts,
+        if where == "testhost":
+            for c, ic in zip(group, inhost):
+                if c.guest == "linux":
+                    ic["argv"] = linux.in_testhost(ic["argv"])
+        run_cases(inhost, where,
                   on_result=lambda i, r, g=group: record(g[i], r, float(r.get("seconds", 0.0))))
     stream.close()
     ordered = [outcomes[c.name] for c in cases]

@@ -122,6 +122,7 @@ struct boot {
 	/* CPU */
 	char vendor[13], hypervisor[13];
 	u32 max_leaf, max_ext_leaf, max_hv_leaf;
+	u32 hv_features;	/* leaf 0x40000001 eax: KVM_FEATURE_* bits */
 	u32 family, model, stepping, bsp_apic;
 	unsigned phys_bits, virt_bits;
 	bool gbpages, x2apic;

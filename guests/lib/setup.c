@@ -207,6 +207,10 @@ static void cpu_probe(void)
 		memcpy(boot.hypervisor, &r[1], 4);
 		memcpy(boot.hypervisor + 4, &r[2], 4);
 		memcpy(boot.hypervisor + 8, &r[3], 4);
+		if (boot.max_hv_leaf >= 0x40000001 && boot.max_hv_leaf < 0x40010000) {
+			cpuid(0x40000001, 0, r);
+			boot.hv_features = r[0];
+		}
 	}
 
 	/* TSC frequency: the hypervisor timing leaf, else the crystal ratio, else base MHz */
@@ -259,7 +263,7 @@ void print_boot_info(void)
 	if (boot.max_hv_leaf) {
 		printf(" hypervisor=");
 		print_quoted(printable(boot.hypervisor) ? boot.hypervisor : "?", 12);
-		printf(" max_hv_leaf=0x%x", boot.max_hv_leaf);
+		printf(" max_hv_leaf=0x%x hv_features=0x%x", boot.max_hv_leaf, boot.hv_features);
 	}
 	printf(" phys_bits=%u virt_bits=%u pdpe1gb=%d x2apic=%d bsp_apic=%u\n", boot.phys_bits,
 	       boot.virt_bits, boot.gbpages, boot.x2apic, boot.bsp_apic);

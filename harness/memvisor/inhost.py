@@ -46,6 +46,18 @@ def _reader(stream, sink: list[str], marker: str | None, seen: threading.Event,
     seen.set()
 
 
+def _console_excerpt(stdout: str) -> list[str]:
+    """The console's last lines and, where the kernel warned or oopsed first, that report from
+    its start: the end of a hung boot's console is often the tail of a trace whose head says why."""
+    lines = stdout.strip().splitlines()
+    first = next((i for i, ln in enumerate(lines)
+                  if "cut here" in ln or "WARNING:" in ln or "BUG:" in ln), None)
+    if first is None or first >= len(lines) - 3:
+        return lines[-3:]
+    return lines[first:first + 40] + (["..."] + lines[-3:] if first + 40 < len(lines) - 3
+                                      else lines[first + 40:])
+
+
 def run_case(case: dict) -> dict:
     """One case; a case with `attempts` > 1 is run again when it timed out (a guest that hung),
     up to that many times. The hung attempts are kept in the result: what the vCPUs were doing
@@ -59,7 +71,7 @@ def run_case(case: dict) -> dict:
         hung.append({"seconds": result["seconds"],
                      "vcpus": [ln for ln in result["stderr"].splitlines()
                                if " at stop: " in ln or " stack text:" in ln],
-                     "console_tail": result["stdout"].strip().splitlines()[-3:]})
+                     "console_tail": _console_excerpt(result["stdout"])})
     result["hung_attempts"] = hung
     return result
 

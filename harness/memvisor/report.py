@@ -292,6 +292,7 @@ class CpuInfo:
     pdpe1gb: bool
     x2apic: bool
     bsp_apic: int
+    hv_features: int | None = None   # CPUID 0x40000001 eax (KVM: the KVM_FEATURE_* bits)
 
 
 @dataclass(frozen=True)
@@ -333,7 +334,8 @@ class ProbeReport(Report):
 def _cpu(ln: Line) -> CpuInfo:
     return CpuInfo(ln.text("vendor"), ln.num("family"), ln.num("model"), ln.fields.get("hypervisor"),
                    ln.num("phys_bits"), ln.num("virt_bits"), ln.flag("pdpe1gb"), ln.flag("x2apic"),
-                   ln.num("bsp_apic"))
+                   ln.num("bsp_apic"),
+                   ln.num("hv_features") if "hv_features" in ln.fields else None)
 
 
 def _matrix(rows: list[Line], size: int) -> list[list[int]]:

@@ -6,10 +6,13 @@ A case is a dict for harness/memvisor/inhost.run_case (name, argv, timeout, ...)
 cases run here one by one. In the test host, one ci/testhost boot runs them all, and this side
 watches it: the in-host runner prints `[i/n] NAME: started` and, once the result is on disk,
 `[i/n] NAME: rc=...`. The deadline of the case under way (its timeout + MARGIN_S; BOOT_S for
-the boot itself) is enforced from here: when it passes, the test host is stopped, that case
-gets a result with `lost` (why, and the tail of the test host's console), and a fresh test host
-goes on with the remaining cases. A test host that fails twice in a row without finishing a
-case ends the run: what is left is `lost` with the reason. Every result carries `venue`.
+the boot itself) is enforced from here, and every FREEZE_CHECK_S the test host's CPUs are looked
+at through its QEMU monitor (frozen_cpus). When the deadline passes or a CPU is frozen, the test
+host is stopped and a fresh one goes on: the case under way is run once more there (the venue
+failed, not the case; what happened stays in its result's `lost_testhosts`), and a second loss
+gives it a result with `lost` (why, and the tail of the test host's console). A test host that
+fails twice in a row without finishing a case ends the run: what is left is `lost` with the
+reason. Every result carries `venue`.
 
 on_result(index, result) is called as each result arrives, so that callers stream their own
 output to disk; nothing waits for the last case.
@@ -44,6 +47,8 @@ def case_budget(case: dict) -> int:
     """A case's whole time: its timeout for each attempt it may take (inhost.run_case)."""
     return int(case.get("timeout", 120)) * int(case.get("attempts", 1))
 MAX_FAILED_BOOTS = 2  # consecutive test hosts that finished no case
+LOST_RETRIES = 1      # fresh test hosts for a case whose test host was lost under it
+FREEZE_CHECK_S = 30   # between two looks at the test host's CPUs while a case is under way
 
 Result = dict[str, Any]
 OnResult = Callable[[int, Result], None]
@@ -119,14 +124,26 @@ def _run_in_testhosts(cases: list[dict], deliver: Callable[[int, Result], None],
                       opts: TesthostOptions) -> None:
     todo = list(range(len(cases)))
     failed_boots = boot = 0
+    lost_under: dict[int, list[str]] = {}     # case -> why each of its test hosts was lost
+
+    def deliver_noting(i: int, r: Result) -> None:
+        if i in lost_under:
+            r["lost_testhosts"] = lost_under[i]
+        deliver(i, r)
+
     while todo:
         boot += 1
-        done, stalled_at, why = _one_testhost(cases, todo, deliver, log, opts, boot)
+        done, stalled_at, why = _one_testhost(cases, todo, deliver_noting, log, opts, boot)
         todo = [i for i in todo if i not in done]
         if stalled_at is not None:
-            # The case under way when the test host froze: failed, with what was seen.
-            deliver(stalled_at, lost_result(cases[stalled_at], why))
-            todo.remove(stalled_at)
+            lost_under.setdefault(stalled_at, []).append(why)
+            if len(lost_under[stalled_at]) > LOST_RETRIES:
+                # Lost again: failed, with what was seen each time.
+                deliver_noting(stalled_at, lost_result(cases[stalled_at], why))
+                todo.remove(stalled_at)
+            else:
+                print(f"runner: {cases[stalled_at]['name']} runs again in the next test host",
+                      file=log, flush=True)
         failed_boots = 0 if done or stalled_at is not None else failed_boots + 1
         if todo and failed_boots >= MAX_FAILED_BOOTS:
             print(f"runner: {failed_boots} test hosts in a row finished no case; giving up on "
@@ -219,6 +236,35 @@ def stall_diagnosis(monitor: Path, samples: int = 3) -> str:
     return "\n".join(lines)
 
 
+def frozen_cpus(monitor: Path) -> list[str]:
+    """The test host's CPUs halted with interrupts enabled while their local APIC holds a
+    pending interrupt above the processor priority, one line each. A CPU in that state takes
+    the interrupt at once; QEMU's TCG (7.2 and 10.0) sometimes leaves one there for good, after
+    which nothing scheduled on that CPU runs again (issue 10 note: an NMI does not wake it either,
+    so its global interrupt flag is left clear). Seen by the caller twice, seconds apart."""
+    return halted_with_pending(monitor_command(monitor, "info registers -a"),
+                               lambda cpu: monitor_command(monitor, f"info lapic {cpu}"))
+
+
+def halted_with_pending(regs: str, lapic: Callable[[str], str]) -> list[str]:
+    """frozen_cpus' reading of `info registers -a` and of `info lapic N` (lapic(N))."""
+    out = []
+    for cpu, block in re.findall(r"CPU#(\d+)\n(.*?)(?=CPU#\d+\n|\Z)", regs, re.S):
+        m = re.search(r"RIP=([0-9a-f]+) RFL=([0-9a-f]+) .*?II=(\d) .*?HLT=(\d)", block)
+        if not m or m.group(4) != "1" or m.group(3) != "0" or not int(m.group(2), 16) & 0x200:
+            continue
+        apic = lapic(cpu)
+        irr = re.search(r"^IRR\s+(.*)$", apic, re.M)
+        ppr = re.search(r"PPR 0x([0-9a-f]+)", apic)
+        if not irr or not ppr:
+            continue
+        vectors = [int(v) for v in re.findall(r"\d+", irr.group(1))]
+        if any(v >> 4 > int(ppr.group(1), 16) >> 4 for v in vectors):
+            out.append(f"CPU {cpu} halted at {m.group(1)} with IF=1, IRR {vectors}, "
+                       f"PPR 0x{ppr.group(1)}")
+    return out
+
+
 def _tail(path: Path, lines: int = 25) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -263,6 +309,7 @@ def _one_testhost(cases: list[dict], todo: list[int], deliver: Callable[[int, Re
         deadline = time.monotonic() + opts.boot_s
         tail: list[str] = []
         stalled = False
+        next_look = time.monotonic() + opts.boot_s
 
         def collect() -> None:
             nonlocal read_upto
@@ -300,17 +347,29 @@ def _one_testhost(cases: list[dict], todo: list[int], deliver: Callable[[int, Re
                     print(f"  testhost: {line.rstrip()}", file=log, flush=True)
             if time.monotonic() > deadline and proc.poll() is None:
                 stalled = True
-                cpu_state = stall_diagnosis(monitor)
+                cpu_state = "its deadline passed.\n" + stall_diagnosis(monitor)
                 _stop(proc)
                 break
+            if time.monotonic() > next_look and proc.poll() is None:
+                next_look = time.monotonic() + FREEZE_CHECK_S
+                frozen = frozen_cpus(monitor)
+                if frozen:
+                    time.sleep(3)
+                    frozen = frozen_cpus(monitor)
+                if frozen:
+                    stalled = True
+                    cpu_state = ("a frozen test-host CPU (seen twice, 3 s apart): "
+                                 + "; ".join(frozen) + "\n" + stall_diagnosis(monitor))
+                    _stop(proc)
+                    break
         rc = proc.wait()
         collect()
         monitor.unlink(missing_ok=True)
         monitor.parent.rmdir()
         name = batch[under_way]["name"] if under_way is not None else "(boot)"
         if stalled:
-            why = (f"the test host stopped making progress during {name} (deadline passed) "
-                   f"and was killed.\n{cpu_state}\n--- console:\n{_tail(console)}")
+            why = (f"the test host stopped making progress during {name} and was killed.\n"
+                   f"{cpu_state}\n--- console:\n{_tail(console)}")
         else:
             why = (f"ci/testhost exited with status {rc} during {name}:\n"
                    + "\n".join(tail[-15:]) + f"\n--- console:\n{_tail(console)}")

@@ -53,7 +53,9 @@ def test_cases_interleave_the_vmms_with_the_same_guest() -> None:
     tcg = linux.command("qemu_microvm", "tcg")
     assert tcg[tcg.index("-append") + 1].endswith(linux.TCG_WORDS)
     assert linux.command("memvisor", "tcg")[-1].endswith(linux.TCG_WORDS)
-    assert linux.TESTHOST == ("--smp", "1")
+    th = linux.cases(linux.Params(repeat=1), testhost=True)
+    assert "boot=1,kvm_pv_eoi=off" in th[0]["argv"], "in the test host: no paravirtual EOI"
+    assert "host,kvm-pv-eoi=off" in th[1]["argv"], "for QEMU alike"
 
 
 def test_sample_reads_markers_exit_and_kernel_time() -> None:
@@ -121,7 +123,7 @@ def test_native_names_and_table() -> None:
     out = {"figures": {**figs}, "ratios": ratios,
            "skipped": {"linux": "test-host part not run (--no-testhost or VENUE=native)"}}
     rows = "\n".join(linux.rows(out))
-    assert "6. Linux boot (test host, one CPU): skipped: test-host part not run" in rows
+    assert "6. Linux boot (test host): skipped: test-host part not run" in rows
     assert "6. Linux boot (native)" in rows and "memvisor / qemu_q35: init 1.00" in rows
     assert "1500 (1500-1500)" in rows and "1250" in rows
     res_json = {"schema": results.SCHEMA, "created": "x", "machine": {}, "params": {},
@@ -165,7 +167,7 @@ def test_table_shows_only_the_parts_run_and_check_takes_the_skip() -> None:
            "ratios": {}, "skipped": {"linux": "test-host part not run (--no-testhost)"}}
     text = results.table(res)
     assert "1. host populate" not in text and "2-3." not in text
-    assert "6. Linux boot (test host, one CPU): skipped: test-host part not run" in text
+    assert "6. Linux boot (test host): skipped: test-host part not run" in text
     base = check.make_baseline({**res, "ratios": {"linux.memvisor_over_qemu_q35.exit": {
         "value": 0.8, "better": "lower", "num": "linux.memvisor.exit_ms",
         "den": "linux.qemu_q35.exit_ms", "paired": "linux.memvisor_over_qemu_q35.exit"}}})

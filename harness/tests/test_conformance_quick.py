@@ -33,7 +33,7 @@ def run() -> dict:
     env = dict(os.environ, PYTHONPATH=f"{TOP / 'harness'}:{TOP}")
     p = subprocess.run(["/usr/bin/python3", "-m", "conformance", "run", "--quick", "--out",
                         str(OUT)], cwd=TOP, env=env, capture_output=True, text=True,
-                       timeout=900)
+                       timeout=1500)
     results = OUT / "results.json"
     assert results.exists(), f"no results (status {p.returncode}):\n{p.stdout[-4000:]}\n{p.stderr[-4000:]}"
     return {"status": p.returncode, "stdout": p.stdout,

@@ -86,15 +86,18 @@ def test_a_linux_case_that_hung_in_every_boot_fails_with_where_it_hung() -> None
     assert any("stack text: ffffffff81a59b29" in b for b in bad)
 
 
-def test_linux_cases_get_a_test_host_of_their_own() -> None:
+def test_linux_in_the_test_host_has_no_paravirtual_eoi() -> None:
     from conformance import run
     from memvisor.venue import Decision
     full = cases.generate("full")
     groups = run.plan(full, Decision("testhost", "testhost", "asked", None, 1.0))
-    assert groups["testhost-linux"] and all(c.guest == "linux" for c in groups["testhost-linux"])
-    assert not any(c.guest == "linux" for c in groups["testhost"])
-    assert len(groups["testhost"]) + len(groups["testhost-linux"]) == len(full)
-    assert linux.TESTHOST_OPTIONS == ("--smp", "1")
+    assert len(groups["testhost"]) == len(full), "one test host for all, Linux included"
+    assert linux.in_testhost(["/b/memvisor", "--cpus", "boot=2", "--kernel", "k"]) == \
+        ["/b/memvisor", "--cpus", "boot=2,kvm_pv_eoi=off", "--kernel", "k"]
+    assert linux.in_testhost(["/b/memvisor", "--kernel", "k"]) == \
+        ["/b/memvisor", "--kernel", "k", "--cpus", "kvm_pv_eoi=off"]
+    assert linux.in_testhost(["qemu-system-x86_64", "-cpu", "host", "-smp", "1"]) == \
+        ["qemu-system-x86_64", "-cpu", "host,kvm-pv-eoi=off", "-smp", "1"]
 
 
 def test_foreign_initrd_shell_output() -> None:

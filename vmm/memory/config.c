@@ -28,6 +28,7 @@ enum opt_type { T_SIZE, T_BOOL, T_U32, T_STRING, T_ENUM, T_U8_LIST, T_DIST_LIST,
 #define LOCAL_OPTS(OPT)                                                                            \
 	OPT(CPUS, boot, U32, "1", "", "vCPUs running at boot (at least 1)")                        \
 	OPT(CPUS, max, U32, "", "", "vCPUs the VM may have (default: boot; at most 255)")         \
+	OPT(CPUS, kvm_pv_eoi, BOOL, "on", "on|off", "KVM's paravirtual EOI (off: every EOI exits)") \
 	OPT(BALLOON, size, SIZE, "0", "", "Balloon size (smaller than the guest RAM)")            \
 	OPT(BALLOON, deflate_on_oom, BOOL, "off", "on|off", "Deflate the balloon on guest OOM")   \
 	OPT(BALLOON, free_page_reporting, BOOL, "off", "on|off", "Guest reports its free pages")
@@ -72,7 +73,7 @@ static const struct arg_desc {
 		       "Memory zones (needs --memory size=0); repeat it or give several values" },
 	[ARG_NUMA] = { "numa", A_KV, G_NUMA, true, "key=value,... [key=value,...]...",
 		       "Guest NUMA nodes, guest_numa_id 0..N-1; repeat it or give several values" },
-	[ARG_CPUS] = { "cpus", A_KV, G_CPUS, false, "boot=N[,max=M]", "vCPUs" },
+	[ARG_CPUS] = { "cpus", A_KV, G_CPUS, false, "boot=N[,max=M][,kvm_pv_eoi=on|off]", "vCPUs" },
 	[ARG_BALLOON] = { "balloon", A_KV, G_BALLOON, false, "key=value,...", "virtio-balloon" },
 	[ARG_KERNEL] = { "kernel", A_STRING, 0, false, "PATH",
 			 "Guest kernel: PVH ELF or Linux bzImage (required unless --print-layout)" },
@@ -668,6 +669,7 @@ static int parse_args(struct vm_config *cfg, const struct argv_values *av, char 
 		return -1;
 	cfg->boot_cpus = kv->v[O_CPUS_boot].u32;
 	cfg->max_cpus = kv->v[O_CPUS_max].given ? kv->v[O_CPUS_max].u32 : cfg->boot_cpus;
+	cfg->kvm_pv_eoi = kv->v[O_CPUS_kvm_pv_eoi].b;
 	kv_free(kv);
 
 	kv = kv_parse(G_BALLOON, "--balloon", av->n[ARG_BALLOON] ? av->v[ARG_BALLOON][0] : "",

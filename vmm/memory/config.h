@@ -69,6 +69,7 @@ struct vm_config {
 	int nnuma;
 	struct numa_config numa[MAX_NUMA_NODES];
 	unsigned boot_cpus, max_cpus;
+	bool kvm_pv_eoi;		/* --cpus kvm_pv_eoi: KVM_FEATURE_PV_EOI left in the guest's CPUID */
 	char *kernel, *cmdline, *initramfs;
 	enum serial_mode serial;
 	char *serial_file;

@@ -40,6 +40,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.nnuma, 0);
 	assert_int_equal(cfg.boot_cpus, 1);
 	assert_int_equal(cfg.max_cpus, 1);
+	assert_true(cfg.kvm_pv_eoi);
 	assert_string_equal(cfg.kernel, "vmlinux");
 	assert_null(cfg.cmdline);
 	assert_null(cfg.initramfs);
@@ -157,12 +158,14 @@ static void test_equals_form(void **state)
 
 	(void)state;
 	ok_args(&cfg, ARGV("--memory=size=0", "--memory-zone=id=a,size=1G", "id=b,size=1G",
-			   "--cpus=boot=2,max=3", "--kernel=/k", "--cmdline=console=ttyS0 x=1",
+			   "--cpus=boot=2,max=3,kvm_pv_eoi=off", "--kernel=/k",
+			   "--cmdline=console=ttyS0 x=1",
 			   "--serial=off", "--initramfs=/i", "--numa=guest_numa_id=0"));
 	assert_int_equal(cfg.nzones, 2);
 	assert_string_equal(cfg.zones[1].id, "b");
 	assert_int_equal(cfg.boot_cpus, 2);
 	assert_int_equal(cfg.max_cpus, 3);
+	assert_false(cfg.kvm_pv_eoi);
 	assert_string_equal(cfg.kernel, "/k");
 	assert_string_equal(cfg.cmdline, "console=ttyS0 x=1");
 	assert_string_equal(cfg.initramfs, "/i");
@@ -411,7 +414,7 @@ static void test_parse_errors(void **state)
 	snprintf(msg, sizeof(msg), "--numa: unknown key 'sgx_epc_sections' (known: %s)",
 		 known("NUMA"));
 	ERR(msg, "--numa", "guest_numa_id=0,sgx_epc_sections=[epc0]");
-	ERR("--cpus: unknown key 'topology' (known: boot, max)", "--cpus", "topology=1:1:1:1");
+	ERR("--cpus: unknown key 'topology' (known: boot, max, kvm_pv_eoi)", "--cpus", "topology=1:1:1:1");
 	ERR("--foo: unknown option (see --help)", "--foo");
 	ERR("--foo: unknown option (see --help)", "--foo=1");
 	ERR("'stray': unexpected argument (options start with --)", "stray");
