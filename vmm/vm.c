@@ -27,6 +27,7 @@ void vm__init(struct vm *vm)
 	vm->loop = LOOP_EMPTY;
 	for (unsigned i = 0; i < MAX_VCPUS; i++)
 		vm->vcpus[i] = (struct vcpu){ .id = i, .fd = -1 };
+	vm->mem_lock = (pthread_rwlock_t)PTHREAD_RWLOCK_INITIALIZER;
 	__atomic_store_n(&vm->run_state, vm__word(VM_CREATED, 0), __ATOMIC_SEQ_CST);
 }
 
@@ -49,6 +50,24 @@ void *vm__gpa_to_hva(struct vm *vm, uint64_t gpa, uint64_t len)
 	}
 	/* The ACPI hotplug area has no zone: its memory is the DIMMs plugged so far. */
 	return mem_hotplug__gpa_to_hva(vm, gpa, len);
+}
+
+bool vm__mem_lock(struct vm *vm, bool exclusive)
+{
+	int e = exclusive ? pthread_rwlock_wrlock(&vm->mem_lock) :
+			    pthread_rwlock_rdlock(&vm->mem_lock);
+
+	if (e)
+		vm__fail(vm, EXIT_VMM_FAILURE, "guest-memory lock: %s", strerror(e));
+	return !e;
+}
+
+void vm__mem_unlock(struct vm *vm)
+{
+	int e = pthread_rwlock_unlock(&vm->mem_lock);
+
+	if (e)
+		vm__fail(vm, EXIT_VMM_FAILURE, "guest-memory unlock: %s", strerror(e));
 }
 
 int vm__write(struct vm *vm, uint64_t gpa, const void *src, uint64_t len, char *err,

@@ -81,6 +81,12 @@ struct vm {
 	struct virtio_balloon *balloon;	/* NULL: no --balloon */
 	unsigned nvirtio_mmio;		/* virtio-mmio transports so far: the next one's _UID */
 
+	/*
+	 * The guest-memory lock (vm__mem_lock): shared while guest RAM is used through pointers
+	 * from vm__gpa_to_hva after the vCPUs start, exclusive while memory goes back to the host.
+	 */
+	pthread_rwlock_t mem_lock;
+
 	struct loop loop;		/* main waits here; vm__stop wakes it */
 	struct api *api;		/* --api-socket: served from the loop (api/api.h) */
 	/*
@@ -101,6 +107,16 @@ void vm__init(struct vm *vm);
  * call it with that lock held.
  */
 void *vm__gpa_to_hva(struct vm *vm, uint64_t gpa, uint64_t len);
+/*
+ * Once vCPUs run, a pointer from vm__gpa_to_hva is good only under the guest-memory lock:
+ * shared for using guest RAM (a device's queue processing, a vCPU's register report),
+ * exclusive for giving it back to the host (virtio-mem's unplug). Without it a device on one
+ * vCPU could copy into a block that virtio-mem on another has just discarded: SIGBUS on a
+ * hugetlb zone whose pool is empty, elsewhere a write into memory the host took back. false
+ * (the VM then fails, vm__fail) only on a lock error: the caller must not go on.
+ */
+bool vm__mem_lock(struct vm *vm, bool exclusive);
+void vm__mem_unlock(struct vm *vm);
 /* Copy into guest memory during setup: -1 and err when the range is not guest RAM. */
 int vm__write(struct vm *vm, uint64_t gpa, const void *src, uint64_t len, char *err,
 	      size_t errlen);

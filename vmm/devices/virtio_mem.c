@@ -18,8 +18,9 @@
  * fallocate(PUNCH_HOLE | KEEP_SIZE), which frees the pages (huge pages go back to the pool).
  *
  * Locking: the device lock guards the configuration and the block bitmap. vCPUs come in
- * through the transport (its lock, then ours); a resize comes from the main thread (ours only),
- * then raises the configuration change without any lock.
+ * through the transport (its lock, the guest-memory lock held exclusively: an unplug discards
+ * memory another vCPU's device may be copying into, vm.h; then ours); a resize comes from the
+ * main thread (ours only), then raises the configuration change without any lock.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -356,6 +357,7 @@ static int create(struct vm *vm, const struct mem_range *r, char *err, size_t er
 		.name = "virtio-mem", .device_id = VIRTIO_ID_MEM, .nqueues = 1,
 		.queue_max = { VIRTIO_MEM_QUEUE_SIZE }, .config_size = sizeof(struct virtio_mem_config),
 		.config_read = virtio_mem__config_read, .notify = virtio_mem__notify,
+		.changes_memory = true,
 		.reset = virtio_mem__reset,
 	};
 	uint64_t block = hotplug__block_size(&vm->cfg, r->zone, &vm->host);

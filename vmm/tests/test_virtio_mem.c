@@ -6,6 +6,7 @@
  */
 #include <fcntl.h>
 #include <libfdt.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -470,6 +471,74 @@ static void test_dsdt_fdt(void **state)
 	virtio_vm_end(vm);
 }
 
+struct kicker {
+	struct vm *vm;
+	const struct virtio_mmio *t;
+	bool done;			/* atomic: the notify returned */
+};
+
+/* A second vCPU: the kick alone (no cmocka assertion may fail off the main thread). */
+static void *kick(void *arg)
+{
+	struct kicker *k = arg;
+
+	mmio_wr(k->vm, k->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	__atomic_store_n(&k->done, true, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/*
+ * Issue 13: a device on one vCPU uses guest memory (shared guest-memory lock held, as the
+ * transport holds it around any device's queue processing) while virtio-mem on another vCPU
+ * is asked to unplug that block. The unplug waits: the block stays plugged and its host pages
+ * stay until the user is done, then the unplug goes through.
+ */
+static void test_unplug_waits_for_memory_users(void **state)
+{
+	struct vm_config c = one_zone(64 * MiB, 128 * MiB, 8 * MiB);
+	struct vm *vm = &test_vm;
+	struct virtio_mmio *t = mem_up(vm, &c);
+	uint64_t base = cfg64(vm, t, CFG_ADDR);
+	uint8_t *host = vm->backings[0].host + 64 * MiB, *resp = gpa(vm, RING_BUFS + 0x100, 10);
+	struct kicker k = { vm, t, false };
+	uint16_t type = UNPLUG, nb = 1, before;
+	uint8_t *req = gpa(vm, RING_BUFS, 24);
+	pthread_t th;
+
+	(void)state;
+	assert_int_equal(request(vm, t, PLUG, base, 1, NULL), ACK);
+	before = used_idx(vm);
+	memset(host, 0x5a, BLOCK);
+	assert_int_equal(resident(host, BLOCK), BLOCK / (size_t)sysconf(_SC_PAGESIZE));
+
+	assert_true(vm__mem_lock(vm, false));		/* a device mid-copy */
+	memset(req, 0, 24);
+	memcpy(req, &type, 2);
+	memcpy(req + 8, &base, 8);
+	memcpy(req + 16, &nb, 2);
+	memset(resp, 0xff, 10);
+	drv_set(vm, 0, RING_BUFS, 24, VIRTQ_DESC_F_NEXT, 1);
+	drv_set(vm, 1, RING_BUFS + 0x100, 10, VIRTQ_DESC_F_WRITE, 0);
+	*(uint16_t *)gpa(vm, RING_AVAIL + 4 + 2 * (*avail_idx(vm) % QSIZE), 2) = 0;
+	__atomic_store_n(avail_idx(vm), (uint16_t)(*avail_idx(vm) + 1), __ATOMIC_RELEASE);
+	assert_int_equal(pthread_create(&th, NULL, kick, &k), 0);
+	usleep(200 * 1000);
+	assert_false(__atomic_load_n(&k.done, __ATOMIC_SEQ_CST));
+	assert_int_equal(used_idx(vm), before);
+	assert_non_null(vm__gpa_to_hva(vm, base, BLOCK));
+	assert_int_equal(resident(host, BLOCK), BLOCK / (size_t)sysconf(_SC_PAGESIZE));
+	assert_int_equal(host[BLOCK - 1], 0x5a);
+	vm__mem_unlock(vm);
+
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_true(k.done);
+	assert_int_equal(used_idx(vm), (uint16_t)(before + 1));
+	assert_int_equal(resp[0] | resp[1] << 8, ACK);
+	assert_null(vm__gpa_to_hva(vm, base, BLOCK));
+	assert_int_equal(resident(host, BLOCK), 0);
+	virtio_vm_end(vm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -480,6 +549,7 @@ int main(void)
 		cmocka_unit_test(test_release_shared_file),
 		cmocka_unit_test(test_unplugged_buffers),
 		cmocka_unit_test(test_rings_unplugged),
+		cmocka_unit_test(test_unplug_waits_for_memory_users),
 		cmocka_unit_test(test_dsdt_fdt),
 	};
 

@@ -262,9 +262,12 @@ static void reg_write(struct virtio_mmio *t, uint64_t offset, uint32_t v)
 		break;
 	case VIRTIO_MMIO_QUEUE_NOTIFY:
 		if ((status & VIRTIO_STATUS_DRIVER_OK) && v < t->def.nqueues &&
-		    t->queues[v].ready && t->def.notify)
-			t->def.notify(t->dev, t, v);
-		else
+		    t->queues[v].ready && t->def.notify) {
+			if (vm__mem_lock(t->vm, t->def.changes_memory)) {
+				t->def.notify(t->dev, t, v);
+				vm__mem_unlock(t->vm);
+			}
+		} else
 			warn_access(t, v < t->def.nqueues && t->queues[v].ready ?
 				  "notify before DRIVER_OK" : "notify of an absent or unready queue",
 				  offset, 4);
@@ -273,7 +276,12 @@ static void reg_write(struct virtio_mmio *t, uint64_t offset, uint32_t v)
 		__atomic_and_fetch(&t->interrupt_status, ~v, __ATOMIC_SEQ_CST);
 		break;
 	case VIRTIO_MMIO_STATUS:
+		/* 0 resets the device, which may give its memory back (virtio-mem). */
+		if (v == 0 && !vm__mem_lock(t->vm, t->def.changes_memory))
+			break;
 		status_write(t, v);
+		if (v == 0)
+			vm__mem_unlock(t->vm);
 		break;
 	case VIRTIO_MMIO_QUEUE_NUM:
 	case VIRTIO_MMIO_QUEUE_READY:

@@ -102,6 +102,11 @@ struct virtio_mmio_def {
 	 */
 	void (*notify)(void *dev, struct virtio_mmio *t, unsigned queue);
 	/*
+	 * notify and reset run under the guest-memory lock (vm__mem_lock): shared, or exclusive
+	 * for a device whose requests give guest memory back to the host (virtio-mem).
+	 */
+	bool changes_memory;
+	/*
 	 * The driver wrote 0 to Status (or the transport is being destroyed: no): the device goes
 	 * back to its initial state. The transport then clears its own (features, queues,
 	 * interrupt status); the configuration generation is kept increasing.

@@ -249,10 +249,12 @@ static int cpu__describe(struct vm *vm, struct vcpu *v, char *buf, size_t len)
 	/* Up to the page's end: the next linear page may be anywhere physically. */
 	if ((tr.linear_address & 0xfff) > 0x1000 - 16)
 		n = (int)(0x1000 - (tr.linear_address & 0xfff));
-	if (ioctl(v->fd, KVM_TRANSLATE, &tr) == 0 && tr.valid &&
-	    (p = vm__gpa_to_hva(vm, tr.physical_address, (uint64_t)n)))
-		for (int b = 0; b < n; b++)
-			snprintf(code + 3 * b, sizeof(code) - 3 * (size_t)b, " %02x", p[b]);
+	if (ioctl(v->fd, KVM_TRANSLATE, &tr) == 0 && tr.valid && vm__mem_lock(vm, false)) {
+		if ((p = vm__gpa_to_hva(vm, tr.physical_address, (uint64_t)n)))
+			for (int b = 0; b < n; b++)
+				snprintf(code + 3 * b, sizeof(code) - 3 * (size_t)b, " %02x", p[b]);
+		vm__mem_unlock(vm);
+	}
 	snprintf(buf, len, "rip=0x%llx rsp=0x%llx rflags=0x%llx cs=0x%x cr0=0x%llx cr3=0x%llx "
 		 "cr4=0x%llx efer=0x%llx code:%s", (unsigned long long)regs.rip,
 		 (unsigned long long)regs.rsp, (unsigned long long)regs.rflags, sregs.cs.selector,
@@ -408,7 +410,7 @@ static void cpu__report_stack(struct vm *vm, struct vcpu *v)
 	char line[WORDS * 17 + 1] = "";
 	size_t used = 0;
 
-	if (ioctl(v->fd, KVM_GET_REGS, &regs) < 0 || (regs.rsp & 7))
+	if (ioctl(v->fd, KVM_GET_REGS, &regs) < 0 || (regs.rsp & 7) || !vm__mem_lock(vm, false))
 		return;
 	for (unsigned w = 0; w < WORDS; w++) {
 		struct kvm_translation tr = { .linear_address = regs.rsp + 8ull * w };
@@ -421,6 +423,7 @@ static void cpu__report_stack(struct vm *vm, struct vcpu *v)
 			used += (size_t)snprintf(line + used, sizeof(line) - used, " %llx",
 						 (unsigned long long)*p);
 	}
+	vm__mem_unlock(vm);
 	if (used)
 		report("vCPU %u stack text:%s", v->id, line);
 }
