@@ -62,21 +62,30 @@ static uint64_t cfg64(struct vm *vm, const struct virtio_mmio *t, unsigned off)
 #define CFG_PLUGGED	0x28
 #define CFG_REQUESTED	0x30
 
-/* One request in descriptors 0 (24 bytes) and 1 (the 10-byte response); its response type. */
-static uint16_t request(struct vm *vm, const struct virtio_mmio *t, uint16_t type, uint64_t addr,
-			uint16_t nb, uint16_t *state)
+/* A request in descriptor 0 (24 bytes, in boot RAM), its 10-byte answer at `answer` in 1. */
+static void place_request(struct vm *vm, uint16_t type, uint64_t addr, uint16_t nb,
+			  uint64_t answer)
 {
-	uint8_t *req = gpa(vm, RING_BUFS, 24), *resp = gpa(vm, RING_BUFS + 0x100, 10);
-	uint16_t before = used_idx(vm);
-	uint32_t id, len;
+	uint8_t *req = gpa(vm, RING_BUFS, 24);
 
 	memset(req, 0, 24);
 	memcpy(req, &type, 2);
 	memcpy(req + 8, &addr, 8);
 	memcpy(req + 16, &nb, 2);
-	memset(resp, 0xff, 10);
 	drv_set(vm, 0, RING_BUFS, 24, VIRTQ_DESC_F_NEXT, 1);
-	drv_set(vm, 1, RING_BUFS + 0x100, 10, VIRTQ_DESC_F_WRITE, 0);
+	drv_set(vm, 1, answer, 10, VIRTQ_DESC_F_WRITE, 0);
+}
+
+/* One request, its answer in boot RAM; the answer's type. */
+static uint16_t request(struct vm *vm, const struct virtio_mmio *t, uint16_t type, uint64_t addr,
+			uint16_t nb, uint16_t *state)
+{
+	uint8_t *resp = gpa(vm, RING_BUFS + 0x100, 10);
+	uint16_t before = used_idx(vm);
+	uint32_t id, len;
+
+	memset(resp, 0xff, 10);
+	place_request(vm, type, addr, nb, RING_BUFS + 0x100);
 	drv_kick(vm, t, QSIZE, 0);
 	assert_int_equal(used_idx(vm), (uint16_t)(before + 1));
 	used_elem(vm, QSIZE, before, &id, &len);
@@ -251,16 +260,10 @@ static size_t resident(void *p, size_t len)
 static uint32_t request_answer_at(struct vm *vm, const struct virtio_mmio *t, uint16_t type,
 				  uint64_t addr, uint64_t answer, uint16_t *resp_type)
 {
-	uint8_t *req = gpa(vm, RING_BUFS, 24);
-	uint16_t before = used_idx(vm), nb = 1;
+	uint16_t before = used_idx(vm);
 	uint32_t id, len;
 
-	memset(req, 0, 24);
-	memcpy(req, &type, 2);
-	memcpy(req + 8, &addr, 8);
-	memcpy(req + 16, &nb, 2);
-	drv_set(vm, 0, RING_BUFS, 24, VIRTQ_DESC_F_NEXT, 1);
-	drv_set(vm, 1, answer, 10, VIRTQ_DESC_F_WRITE, 0);
+	place_request(vm, type, addr, 1, answer);
 	drv_kick(vm, t, QSIZE, 0);
 	assert_int_equal(used_idx(vm), (uint16_t)(before + 1));
 	used_elem(vm, QSIZE, before, &id, &len);
@@ -501,8 +504,7 @@ static void test_unplug_waits_for_memory_users(void **state)
 	uint64_t base = cfg64(vm, t, CFG_ADDR);
 	uint8_t *host = vm->backings[0].host + 64 * MiB, *resp = gpa(vm, RING_BUFS + 0x100, 10);
 	struct kicker k = { vm, t, false };
-	uint16_t type = UNPLUG, nb = 1, before;
-	uint8_t *req = gpa(vm, RING_BUFS, 24);
+	uint16_t before;
 	pthread_t th;
 
 	(void)state;
@@ -512,15 +514,9 @@ static void test_unplug_waits_for_memory_users(void **state)
 	assert_int_equal(resident(host, BLOCK), BLOCK / (size_t)sysconf(_SC_PAGESIZE));
 
 	assert_true(vm__mem_lock(vm, false));		/* a device mid-copy */
-	memset(req, 0, 24);
-	memcpy(req, &type, 2);
-	memcpy(req + 8, &base, 8);
-	memcpy(req + 16, &nb, 2);
 	memset(resp, 0xff, 10);
-	drv_set(vm, 0, RING_BUFS, 24, VIRTQ_DESC_F_NEXT, 1);
-	drv_set(vm, 1, RING_BUFS + 0x100, 10, VIRTQ_DESC_F_WRITE, 0);
-	*(uint16_t *)gpa(vm, RING_AVAIL + 4 + 2 * (*avail_idx(vm) % QSIZE), 2) = 0;
-	__atomic_store_n(avail_idx(vm), (uint16_t)(*avail_idx(vm) + 1), __ATOMIC_RELEASE);
+	place_request(vm, UNPLUG, base, 1, RING_BUFS + 0x100);
+	drv_offer(vm, QSIZE, 0);
 	assert_int_equal(pthread_create(&th, NULL, kick, &k), 0);
 	usleep(200 * 1000);
 	assert_false(__atomic_load_n(&k.done, __ATOMIC_SEQ_CST));

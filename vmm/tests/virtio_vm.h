@@ -144,13 +144,19 @@ static inline uint16_t *avail_idx(struct vm *vm)
 	return (uint16_t *)gpa(vm, RING_AVAIL + 2, 2);
 }
 
-/* Offer the chain at head in the next available slot of a queue of num, and notify queue 0. */
-static inline void drv_kick(struct vm *vm, const struct virtio_mmio *t, unsigned num, uint16_t head)
+/* Offer the chain at head in the next available slot of a queue of num. */
+static inline void drv_offer(struct vm *vm, unsigned num, uint16_t head)
 {
 	uint16_t idx = *avail_idx(vm);
 
 	*(uint16_t *)gpa(vm, RING_AVAIL + 4 + 2 * (idx % num), 2) = head;
 	__atomic_store_n(avail_idx(vm), (uint16_t)(idx + 1), __ATOMIC_RELEASE);
+}
+
+/* drv_offer, and notify queue 0. */
+static inline void drv_kick(struct vm *vm, const struct virtio_mmio *t, unsigned num, uint16_t head)
+{
+	drv_offer(vm, num, head);
 	mmio_wr(vm, t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 }
 
