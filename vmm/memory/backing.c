@@ -263,6 +263,13 @@ static int open_file(struct build *bd, const char *path, uint64_t size, uint64_t
 	return 0;
 }
 
+static bool on_tmpfs(int fd)
+{
+	struct statfs sfs;
+
+	return fstatfs(fd, &sfs) == 0 && sfs.f_type == TMPFS_MAGIC;
+}
+
 bool backing__allocates(const struct backing *b)
 {
 	/* A private file mapping never writes its file: its holes need no space (and a user's
@@ -413,9 +420,16 @@ int backing__create(struct backing *b, const struct vm_config *cfg, const struct
 	if (type_is_file(type)) {
 		if (open_file(&bd, z->file, size, &page) < 0)
 			return -1;
-		/* Before mmap: nothing of the guest's memory may be a hole the file system cannot fill. */
+		/*
+		 * Before mmap: nothing of the guest's memory may be a hole the file system cannot
+		 * fill. A private mapping fills the file's holes only on tmpfs, where faulting a page
+		 * in takes the file system's space: prefault faults them all, so allocate first and
+		 * a full tmpfs says ENOSPC here rather than EFAULT from the populate.
+		 */
 		if (page == host->page_size &&
-		    backing__allocate(&(struct backing){ .type = type, .fd = bd.fd }, 0, plugged) < 0)
+		    (backing__allocate(&(struct backing){ .type = type, .fd = bd.fd }, 0, plugged) < 0 ||
+		     (type == BACKING_file && z->prefault && on_tmpfs(bd.fd) &&
+		      fallocate(bd.fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)plugged) < 0)))
 			return fail(&bd, "file=%s: cannot allocate %s in its file system: %s", z->file,
 				    fmt_size(plugged, s1, sizeof(s1)), strerror(errno));
 	} else if (type != BACKING_anonymous && type != BACKING_anonymous_thp) {
