@@ -7,14 +7,12 @@
 #ifndef MEMVISOR_TESTS_VIRTIO_VM_H
 #define MEMVISOR_TESTS_VIRTIO_VM_H
 
-#include <errno.h>
-#include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "util.h"
 #include "virtio/mmio.h"
 #include "vm.h"
+#include "tests/ram_vm.h"
 #include "tests/vmcfg.h"
 
 /* The rings of the queue under test: fixed places in the first zone's RAM. */
@@ -23,35 +21,14 @@
 #define RING_USED	0x102000ULL
 #define RING_BUFS	0x200000ULL
 
-/*
- * Start vm with cfg (its zones each given a backing of size + hotplug_size, as main does), its
- * devices and its loop, RUNNING: a VM whose vCPUs could start, without KVM.
- */
+/* ram_vm__start, or the test fails. */
 static inline struct vm *virtio_vm(struct vm *vm, const struct vm_config *cfg)
 {
+	struct host_info host = { .page_size = (uint64_t)sysconf(_SC_PAGESIZE), .nnodes = 1 };
 	char err[512];
 
-	vm__init(vm);
-	vm->cfg = *cfg;
-	vm->host = (struct host_info){ .page_size = (uint64_t)sysconf(_SC_PAGESIZE), .nnodes = 1 };
-	if (clock_gettime(CLOCK_MONOTONIC, &vm->start) < 0)
-		fail_msg("clock_gettime: %s", strerror(errno));
-	if (layout__build(&vm->layout, &vm->cfg, err, sizeof(err)) < 0)
-		fail_msg("layout__build: %s", err);
-	if (loop__init(&vm->loop, err, sizeof(err)) < 0)
-		fail_msg("loop__init: %s", err);
-	if (vm__init_devices(vm, err, sizeof(err)) < 0)
-		fail_msg("vm__init_devices: %s", err);
-	for (int i = 0; i < vm->cfg.nzones; i++) {
-		const struct zone_config *z = &vm->cfg.zones[i];
-
-		if (backing__create(&vm->backings[i], &vm->cfg, z, z->size + z->hotplug_size,
-				    &vm->host, err, sizeof(err)) < 0)
-			fail_msg("backing__create: %s", err);
-		vm->nbackings = i + 1;
-	}
-	vm->vcpus_started = true;	/* the files keep what the "guest" wrote */
-	assert_int_equal(vm__set_state(vm, VM_RUNNING, err, sizeof(err)), 0);
+	if (ram_vm__start(vm, cfg, &host, err, sizeof(err)) < 0)
+		fail_msg("%s", err);
 	return vm;
 }
 
@@ -67,52 +44,6 @@ static inline void *gpa(struct vm *vm, uint64_t addr, uint64_t len)
 
 	assert_non_null(p);
 	return p;
-}
-
-static inline uint32_t mmio_rd(struct vm *vm, const struct virtio_mmio *t, uint64_t off)
-{
-	uint8_t d[4];
-
-	bus__read(&vm->mmio, t->base + off, d, 4);
-	return (uint32_t)d[0] | (uint32_t)d[1] << 8 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 24;
-}
-
-static inline void mmio_wr(struct vm *vm, const struct virtio_mmio *t, uint64_t off, uint32_t v)
-{
-	uint8_t d[4] = { (uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24) };
-
-	bus__write(&vm->mmio, t->base + off, d, 4);
-}
-
-/* Reset, ACKNOWLEDGE, DRIVER, features, FEATURES_OK: the Status read back. */
-static inline uint32_t driver_features(struct vm *vm, const struct virtio_mmio *t, uint64_t f)
-{
-	mmio_wr(vm, t, VIRTIO_MMIO_STATUS, 0);
-	mmio_wr(vm, t, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
-	mmio_wr(vm, t, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	for (uint32_t sel = 0; sel < 2; sel++) {
-		mmio_wr(vm, t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, sel);
-		mmio_wr(vm, t, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(f >> (32 * sel)));
-	}
-	mmio_wr(vm, t, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-		VIRTIO_STATUS_FEATURES_OK);
-	return mmio_rd(vm, t, VIRTIO_MMIO_STATUS);
-}
-
-/* Queue q with num entries at the fixed ring addresses (or the ones given); QueueReady read back. */
-static inline uint32_t queue_at(struct vm *vm, const struct virtio_mmio *t, unsigned q,
-				uint32_t num, uint64_t desc, uint64_t avail, uint64_t used)
-{
-	mmio_wr(vm, t, VIRTIO_MMIO_QUEUE_SEL, q);
-	mmio_wr(vm, t, VIRTIO_MMIO_QUEUE_NUM, num);
-	mmio_wr(vm, t, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)desc);
-	mmio_wr(vm, t, VIRTIO_MMIO_QUEUE_DESC_HIGH, (uint32_t)(desc >> 32));
-	mmio_wr(vm, t, VIRTIO_MMIO_QUEUE_AVAIL_LOW, (uint32_t)avail);
-	mmio_wr(vm, t, VIRTIO_MMIO_QUEUE_AVAIL_HIGH, (uint32_t)(avail >> 32));
-	mmio_wr(vm, t, VIRTIO_MMIO_QUEUE_USED_LOW, (uint32_t)used);
-	mmio_wr(vm, t, VIRTIO_MMIO_QUEUE_USED_HIGH, (uint32_t)(used >> 32));
-	mmio_wr(vm, t, VIRTIO_MMIO_QUEUE_READY, 1);
-	return mmio_rd(vm, t, VIRTIO_MMIO_QUEUE_READY);
 }
 
 /* The whole set-up with VERSION_1 and `f`, queue 0 of num entries, DRIVER_OK. */
