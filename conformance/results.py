@@ -57,6 +57,7 @@ def case_record(o: Outcome) -> dict[str, Any]:
             "venue": r.get("venue"), "skip_reason": r.get("skipped"),
             "command": r.get("argv"), "exit_status": r.get("rc"),
             "hung_attempts": r.get("hung_attempts") or [],
+            "lost_testhosts": r.get("lost_testhosts") or [],
             "expect": _jsonable(o.case.expect)}
 
 
@@ -124,6 +125,10 @@ def summary(records: list[dict[str, Any]], cov: dict, out: Path, head: dict[str,
     lost = [r["name"] for r in records if any(f.startswith("lost:") for f in r["failures"])]
     if lost:
         lines.append(f"lost to a stalled or failed test host: {len(lost)}: {', '.join(lost)}")
+    again = [r["name"] for r in records if r.get("lost_testhosts")]
+    if again:
+        lines.append(f"run again in a fresh test host after theirs froze or stalled (results.json "
+                     f"has why): {', '.join(again)}")
     retried = [f"{r['name']} ({len(r['hung_attempts'])})" for r in records if r.get("hung_attempts")]
     if retried:
         lines.append(f"booted again after a hung boot (the test host's nested KVM; results.json "

@@ -169,8 +169,10 @@ def run(mode: str, pattern: str | None, shard: tuple[int, int] | None, out: Path
         stream.flush()
         label = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}[o.status]
         hung = len(result.get("hung_attempts") or [])
+        lost = len(result.get("lost_testhosts") or [])
         print(f"[{len(outcomes)}/{len(cases)}] {case.name:40} {label} {seconds:6.2f}s "
-              f"{result.get('venue') or ''}" + (f" (after {hung} hung boot(s))" if hung else ""),
+              f"{result.get('venue') or ''}" + (f" (after {hung} hung boot(s))" if hung else "")
+              + (f" (after {lost} lost test host(s))" if lost and not result.get("lost") else ""),
               flush=True)
 
     for c in groups["skipped"]:

@@ -211,7 +211,9 @@ def monitor_command(path: Path, command: str, timeout: float = 10) -> str:
                 if buf.count(b"(qemu) ") >= 2:
                     break
             text = buf.decode(errors="replace").replace("\r", "")
-            return text.split("(qemu) ", 1)[-1].rsplit("(qemu) ", 1)[0].strip()
+            between = text.split("(qemu) ", 1)[-1].rsplit("(qemu) ", 1)[0]
+            # Its first line is HMP's echo of the command, drawn with terminal escapes.
+            return between.split("\n", 1)[1].strip() if "\n" in between else ""
     except OSError as e:
         return f"(monitor: {e})"
 
