@@ -234,8 +234,9 @@ def _progress(cases: list[dict[str, Any]]) -> Callable[[int, dict[str, Any]], No
 
 def _linux_part(a: argparse.Namespace, p: linux.Params, figs: dict[str, Any],
                 ratios: dict[str, Any], skipped: dict[str, str], timing: dict[str, Any]) -> bool:
-    """Part 6 in its own one-CPU test host (conformance/linux.py: why), and natively where this
-    machine's KVM runs Debian's kernel (PVM does not). False when a case was lost."""
+    """Part 6 in the test host (Linux there without paravirtual EOI: conformance/linux.py),
+    and natively where this machine's KVM runs Debian's kernel (PVM does not). False when a
+    case was lost."""
     ok = True
     venues: list[tuple[str, str, linux.Params]] = []
     if a.no_testhost:
