@@ -120,7 +120,7 @@ def compare(pattern: str | None, shard: tuple[int, int] | None, out: Path) -> in
     for where in ("native", "testhost"):
         batch: list[tuple[str, matrix.Case, dict]] = []
         for c in groups[where]:
-            batch.append(("memvisor", c, run.inhost_case(c, mvd)))
+            batch.append(("memvisor", c, run.inhost_case(c, mvd, where == "testhost")))
             p = plans[c.name]
             if isinstance(p, QemuCommand):
                 batch.append(("qemu", c, qemu.inhost_case(c, qd, p)))

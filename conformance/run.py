@@ -34,10 +34,12 @@ OUT = BUILD / "conformance"
 CASE_TIMEOUT_S = 90     # a case takes 0.5-5 s in the test host; prefaulting 1 GiB the most
 
 
-def inhost_case(case: matrix.Case, driver: MemvisorDriver) -> dict:
+def inhost_case(case: matrix.Case, driver: MemvisorDriver, testhost: bool = False) -> dict:
+    """What the runner needs for one case; `testhost`: it runs there (linux.in_testhost)."""
+    argv = driver.command(case.config)
     return {
         "name": case.name,
-        "argv": driver.command(case.config),
+        "argv": linux.in_testhost(argv) if testhost and case.guest == "linux" else argv,
         "hold_marker": "SUMMARY:" if case.valid and case.end in ("hold", "watch") else None,
         # A socket left by a killed run would make memvisor refuse --api-socket.
         "setup": list(case.setup) + ([f"rm -f {case.config.api_socket}"]
@@ -183,11 +185,7 @@ def run(mode: str, pattern: str | None, shard: tuple[int, int] | None, out: Path
         group = groups[where]
         if not group:
             continue
-        inhost = [inhost_case(c, driver) for c in group]
-        if where == "testhost":
-            for c, ic in zip(group, inhost):
-                if c.guest == "linux":
-                    ic["argv"] = linux.in_testhost(ic["argv"])
+        inhost = [inhost_case(c, driver, where == "testhost") for c in group]
         run_cases(inhost, where,
                   on_result=lambda i, r, g=group: record(g[i], r, float(r.get("seconds", 0.0))))
     stream.close()

@@ -92,6 +92,12 @@ def test_linux_in_the_test_host_has_no_paravirtual_eoi() -> None:
     full = cases.generate("full")
     groups = run.plan(full, Decision("testhost", "testhost", "asked", None, 1.0))
     assert len(groups["testhost"]) == len(full), "one test host for all, Linux included"
+    from memvisor.driver import MemvisorDriver
+    numa2 = next(c for c in full if c.name == "linux-numa2")
+    argv = run.inhost_case(numa2, MemvisorDriver(), testhost=True)["argv"]
+    assert argv[argv.index("--cpus") + 1] == "boot=2,kvm_pv_eoi=off"
+    argv = run.inhost_case(numa2, MemvisorDriver())["argv"]
+    assert argv[argv.index("--cpus") + 1] == "boot=2", "natively Linux keeps PV EOI"
     assert linux.in_testhost(["/b/memvisor", "--cpus", "boot=2", "--kernel", "k"]) == \
         ["/b/memvisor", "--cpus", "boot=2,kvm_pv_eoi=off", "--kernel", "k"]
     assert linux.in_testhost(["/b/memvisor", "--kernel", "k"]) == \
