@@ -55,6 +55,14 @@ CASES = (
 )
 
 
+# In the test host a hostile case that times out is run once more, its hung attempt kept with
+# where the vCPUs were. Once, in make test with the other core busy, the hostile guest's vCPU
+# stopped at rip=0xffffffffc055120c, rflags=0x10246, "code: unmapped": no address of the
+# hostile guest, and the very RIP and flags of a Linux boot that hung in the test host the same
+# day, so the test host's nested virtualization (QEMU TCG's SVM), not memvisor. A memvisor that
+# hangs under an attack hangs both times and fails.
+TESTHOST_ATTEMPTS = 2
+
 def config(c: HostileCase) -> VmConfig:
     cmdline = f"flood={FLOOD}" + (" hold" if c.end == "hold" else "")
     return VmConfig(memory=c.memory, zones=list(c.zones), kernel=GUEST, cmdline=cmdline,

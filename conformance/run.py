@@ -52,7 +52,8 @@ def inhost_case(case: matrix.Case, driver: MemvisorDriver, testhost: bool = Fals
         "input": ({"after": linux.SHELL_UP, "text": linux.SHELL_INPUT}
                   if case.guest == "linux" and case.end == "shell" else None),
         "api_socket": case.config.api_socket,
-        "attempts": linux.ATTEMPTS if case.guest == "linux" else 1,
+        "attempts": (linux.ATTEMPTS if case.guest == "linux" else
+                     hostile.TESTHOST_ATTEMPTS if testhost and case.guest == "hostile" else 1),
         "idle_timeout": linux.IDLE_S if case.guest == "linux" else None,
         # --print-layout checks against the host it runs on: the case's own.
         "layout_argv": driver.layout_command(case.config) if case.valid else None,
