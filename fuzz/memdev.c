@@ -274,6 +274,11 @@ struct seg {
  * A chain of n segments in descriptors 0..n-1 of queue q, offered in the next available slot:
  * false (nothing offered) when the queue has fewer descriptors or requests are pending.
  */
+static bool overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+	return a < b + blen && b < a + alen;
+}
+
 static bool offer(struct virtio_mmio *t, unsigned q, const struct seg *s, unsigned n)
 {
 	const struct virtq *vq = &t->queues[q];
@@ -281,6 +286,9 @@ static bool offer(struct virtio_mmio *t, unsigned q, const struct seg *s, unsign
 
 	/* Entries offered before and not taken (rings overwritten) would be served first. */
 	if (n > num || !peek(vq->avail_gpa + 2, &idx, 2) || idx != vq->last_avail)
+		return false;
+	/* An avail ring over the descriptor table would rewrite them after us (a found input). */
+	if (overlap(vq->avail_gpa, 6 + 2ULL * num, vq->desc_gpa, 16ULL * n))
 		return false;
 	for (unsigned i = 0; i < n; i++) {
 		uint8_t d[16];
@@ -316,11 +324,6 @@ static bool kick(struct virtio_mmio *t, unsigned q, uint32_t *len)
 		return false;
 	*len = elem[1];
 	return true;
-}
-
-static bool overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
-{
-	return a < b + blen && b < a + alen;
 }
 
 /* The device's own writes after the answer (the used ring) may hide it. */
