@@ -149,7 +149,7 @@ def _run_in_testhosts(cases: list[dict], deliver: Callable[[int, Result], None],
             print(f"runner: {failed_boots} test hosts in a row finished no case; giving up on "
                   f"the {len(todo)} remaining", file=log, flush=True)
             for i in todo:
-                deliver(i, lost_result(cases[i], f"not run: {why}"))
+                deliver_noting(i, lost_result(cases[i], f"not run: {why}"))
             return
         if todo:
             print(f"runner: a fresh test host for the {len(todo)} remaining cases",
@@ -255,7 +255,7 @@ def halted_with_pending(regs: str, lapic: Callable[[str], str]) -> list[str]:
         m = re.search(r"RIP=([0-9a-f]+) RFL=([0-9a-f]+) .*?II=(\d) .*?HLT=(\d)", block)
         if not m or m.group(4) != "1" or m.group(3) != "0" or not int(m.group(2), 16) & 0x200:
             continue
-        apic = lapic(cpu)
+        apic = lapic(cpu)      # `info lapic` takes an APIC id: ci/testhost's are the indices
         irr = re.search(r"^IRR\s+(.*)$", apic, re.M)
         ppr = re.search(r"PPR 0x([0-9a-f]+)", apic)
         if not irr or not ppr:
