@@ -52,6 +52,16 @@ def setup_failures(result: dict) -> list[str]:
     return [f"case setup failed: {e}" for e in result.get("setup_errors", [])]
 
 
+def unstoppable_hangs(result: dict) -> list[str]:
+    """A hung attempt that was run again (inhost `attempts`) is the test host's only when
+    memvisor still stopped its vCPUs and said where they were; one whose vCPUs it could not
+    stop (a lock, a thread stuck in the VMM) is memvisor's, whatever the next attempt did."""
+    return [f"memvisor hung in an earlier attempt ({h.get('seconds')} s) and did not stop its "
+            "vCPUs: " + " | ".join(h.get("console_tail") or [])[-300:]
+            for h in result.get("hung_attempts") or []
+            if not any(" at stop: " in v for v in h.get("vcpus") or [])]
+
+
 def check_boot(exp: Expectation, result: dict, layout: dict | None,
                stop_status: int = SIGTERM_STATUS,
                guest: "Callable[[Expectation, ProbeReport], list[str]] | None" = None,
