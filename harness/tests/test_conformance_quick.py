@@ -10,6 +10,7 @@ import copy
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -31,9 +32,16 @@ def run() -> dict:
     if not (TOP / "build" / "memvisor").exists() or not (TOP / "build/guests/probe.elf").exists():
         pytest.skip("build/memvisor or the probe guest is not built (run make)")
     env = dict(os.environ, PYTHONPATH=f"{TOP / 'harness'}:{TOP}")
-    p = subprocess.run(["/usr/bin/python3", "-m", "conformance", "run", "--quick", "--out",
-                        str(OUT)], cwd=TOP, env=env, capture_output=True, text=True,
-                       timeout=1500)
+    # Its own session: on the time limit the whole tree goes, test host included.
+    proc = subprocess.Popen(["/usr/bin/python3", "-m", "conformance", "run", "--quick", "--out",
+                             str(OUT)], cwd=TOP, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=1500)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+    p = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     results = OUT / "results.json"
     assert results.exists(), f"no results (status {p.returncode}):\n{p.stdout[-4000:]}\n{p.stderr[-4000:]}"
     return {"status": p.returncode, "stdout": p.stdout,
