@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "util.h"
+#include "vm.h"
 
 /* Not assert(): NDEBUG must not turn the targets' checks off. */
 #define FUZZ_CHECK(e, fmt, ...)                                                            \
@@ -72,6 +73,25 @@ static inline char **fuzz__argv(const uint8_t *data, size_t size, int *argc)
 	}
 	argv[*argc] = NULL;
 	return argv;
+}
+
+/* Guest RAM as the driver writes and reads it: false (nothing copied) where it is no RAM. */
+static inline bool fuzz__poke(struct vm *vm, uint64_t gpa, const void *src, uint64_t len)
+{
+	void *p = vm__gpa_to_hva(vm, gpa, len);
+
+	if (p)
+		memcpy(p, src, len);
+	return p;
+}
+
+static inline bool fuzz__peek(struct vm *vm, uint64_t gpa, void *dst, uint64_t len)
+{
+	const void *p = vm__gpa_to_hva(vm, gpa, len);
+
+	if (p)
+		memcpy(dst, p, len);
+	return p;
 }
 
 #endif

@@ -246,24 +246,6 @@ static uint64_t pick_gpa(struct fuzz_in *in)
 }
 
 /* What a guest can write: plugged memory only (an unplugged block is not accessed here). */
-static bool poke(uint64_t gpa, const void *src, uint64_t len)
-{
-	void *p = vm__gpa_to_hva(&vm, gpa, len);
-
-	if (p)
-		memcpy(p, src, len);
-	return p;
-}
-
-static bool peek(uint64_t gpa, void *dst, uint64_t len)
-{
-	const void *p = vm__gpa_to_hva(&vm, gpa, len);
-
-	if (p)
-		memcpy(dst, p, len);
-	return p;
-}
-
 struct seg {
 	uint64_t gpa;
 	uint32_t len;
@@ -285,7 +267,7 @@ static bool offer(struct virtio_mmio *t, unsigned q, const struct seg *s, unsign
 	uint16_t num = vq->num ? vq->num : 1, idx = 0, head = 0;
 
 	/* Entries offered before and not taken (rings overwritten) would be served first. */
-	if (n > num || !peek(vq->avail_gpa + 2, &idx, 2) || idx != vq->last_avail)
+	if (n > num || !fuzz__peek(&vm, vq->avail_gpa + 2, &idx, 2) || idx != vq->last_avail)
 		return false;
 	/* An avail ring over the descriptor table would rewrite them after us (a found input). */
 	if (overlap(vq->avail_gpa, 6 + 2ULL * num, vq->desc_gpa, 16ULL * n))
@@ -300,12 +282,12 @@ static bool offer(struct virtio_mmio *t, unsigned q, const struct seg *s, unsign
 		memcpy(d + 8, &s[i].len, 4);
 		memcpy(d + 12, &flags, 2);
 		memcpy(d + 14, &next, 2);
-		poke(vq->desc_gpa + 16 * (i % num), d, 16);
+		fuzz__poke(&vm, vq->desc_gpa + 16 * (i % num), d, 16);
 	}
-	peek(vq->avail_gpa + 2, &idx, 2);
-	poke(vq->avail_gpa + 4 + 2 * (idx % num), &head, 2);
+	fuzz__peek(&vm, vq->avail_gpa + 2, &idx, 2);
+	fuzz__poke(&vm, vq->avail_gpa + 4 + 2 * (idx % num), &head, 2);
 	idx++;
-	poke(vq->avail_gpa + 2, &idx, 2);
+	fuzz__poke(&vm, vq->avail_gpa + 2, &idx, 2);
 	return true;
 }
 
@@ -317,10 +299,10 @@ static bool kick(struct virtio_mmio *t, unsigned q, uint32_t *len)
 	uint32_t elem[2];
 	bool ready = vq->ready;
 
-	peek(vq->used_gpa + 2, &before, 2);
+	fuzz__peek(&vm, vq->used_gpa + 2, &before, 2);
 	mmio_wr(&vm, t, VIRTIO_MMIO_QUEUE_NOTIFY, q);
-	if (!ready || vq->broken || !peek(vq->used_gpa + 2, &after, 2) || after != (uint16_t)(before + 1) ||
-	    !peek(vq->used_gpa + 4 + 8 * (before % num), elem, 8) || elem[0] != 0)
+	if (!ready || vq->broken || !fuzz__peek(&vm, vq->used_gpa + 2, &after, 2) || after != (uint16_t)(before + 1) ||
+	    !fuzz__peek(&vm, vq->used_gpa + 4 + 8 * (before % num), elem, 8) || elem[0] != 0)
 		return false;
 	*len = elem[1];
 	return true;
@@ -429,18 +411,18 @@ static void mem_request(struct fuzz_in *in)
 	memcpy(req, &type, 2);
 	memcpy(req + 8, &addr, 8);
 	memcpy(req + 16, &n, 2);
-	poke(s[0].gpa, req, 24);
+	fuzz__poke(&vm, s[0].gpa, req, 24);
 	memset(resp, 0xff, sizeof(resp));
-	poke(s[1].gpa, resp, 10);
+	fuzz__poke(&vm, s[1].gpa, resp, 10);
 	if (!offer(mem_t[d], 0, s, 2))
 		return;
 	map_b = plugged_map(d, b.block_size);
 	/* The request as the device reads it: its answer buffer or the rings may overlap it. */
-	if (!peek(s[0].gpa, req, 24) || !kick(mem_t[d], 0, &len) ||
+	if (!fuzz__peek(&vm, s[0].gpa, req, 24) || !kick(mem_t[d], 0, &len) ||
 	    rings_hit(&mem_t[d]->queues[0], s[1].gpa, 10))
 		return;
 	/* A buffer outside RAM fails the chain in the walker: returned with nothing written. */
-	if (!vm__gpa_to_hva(&vm, s[0].gpa, 24) || !peek(s[1].gpa, resp, 10))
+	if (!vm__gpa_to_hva(&vm, s[0].gpa, 24) || !fuzz__peek(&vm, s[1].gpa, resp, 10))
 		return;
 	FUZZ_CHECK(len == 10, "answer of %u bytes", len);
 	check_answer(d, req, resp, &b, map_b);
@@ -482,8 +464,8 @@ static void balloon_pfns(struct fuzz_in *in)
 	vq = &balloon_t->queues[q];
 	for (unsigned i = 0; i < n; i++)
 		pfn[i] = fuzz__u8(in) % 16 == 15 ? fuzz__u32(in) : (uint32_t)(pick_gpa(in) / PAGE);
-	poke(s.gpa, pfn, s.len);
-	if (!offer(balloon_t, q, &s, 1) || !peek(s.gpa, pfn, s.len))
+	fuzz__poke(&vm, s.gpa, pfn, s.len);
+	if (!offer(balloon_t, q, &s, 1) || !fuzz__peek(&vm, s.gpa, pfn, s.len))
 		return;
 	sent = kick(balloon_t, q, &len);
 	FUZZ_CHECK(!sent || len == 0, "balloon request returned with %u bytes", len);
@@ -780,7 +762,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			gpa = pick_gpa(&in);
 			for (unsigned i = 0; i < sizeof(d); i++)
 				d[i] = fuzz__u8(&in);
-			poke(gpa, d, 1 + fuzz__u8(&in) % sizeof(d));
+			fuzz__poke(&vm, gpa, d, 1 + fuzz__u8(&in) % sizeof(d));
 			break;
 		}
 		check_all();

@@ -34,14 +34,6 @@ static uint64_t pick_gpa(struct fuzz_in *in)
 	return ram[sel % ARRAY_SIZE(ram)].gpa + fuzz__u16(in);
 }
 
-static void poke(struct vm *vm, uint64_t gpa, const void *src, uint64_t len)
-{
-	void *p = vm__gpa_to_hva(vm, gpa, len);
-
-	if (p)
-		memcpy(p, src, len);
-}
-
 static bool in_ram(const struct vm *vm, const uint8_t *hva, uint32_t len)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(ram); i++) {
@@ -161,19 +153,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case OP_POKE16:
 			gpa = pick_gpa(&in);
 			d[0] = fuzz__u8(&in), d[1] = fuzz__u8(&in);
-			poke(&vm, gpa, d, 2);
+			fuzz__poke(&vm, gpa, d, 2);
 			break;
 		case OP_DESC:	/* descriptor i of the table: addr, len, flags, next */
 			gpa = q.desc_gpa + 16 * (fuzz__u16(&in) % (q.num ? q.num : 1));
 			for (int i = 0; i < 16; i++)
 				d[i] = fuzz__u8(&in);
-			poke(&vm, gpa, d, 16);
+			fuzz__poke(&vm, gpa, d, 16);
 			break;
 		case OP_OFFER:	/* the next available slot, then the index */
 			gpa = q.avail_gpa + 4 + 2 * (fuzz__u16(&in) % (q.num ? q.num : 1));
 			d[0] = fuzz__u8(&in), d[1] = fuzz__u8(&in), d[2] = fuzz__u8(&in), d[3] = fuzz__u8(&in);
-			poke(&vm, gpa, d, 2);
-			poke(&vm, q.avail_gpa + 2, d + 2, 2);
+			fuzz__poke(&vm, gpa, d, 2);
+			fuzz__poke(&vm, q.avail_gpa + 2, d + 2, 2);
 			break;
 		case OP_SETUP:
 			setup(&vm, &q, &in);
