@@ -95,7 +95,7 @@ conformance: deps
 
 # memvisor and QEMU over the matrix: build/conformance/compare.json, compare.html (conformance/compare.py)
 conformance-compare: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all linux-guest linux-foreign
 	$(PYTHON) -m conformance compare $(if $(SHARD),--shard $(SHARD))
 
 # BENCH_ARGS: e.g. make bench BENCH_ARGS="--size 256M --repeat 3" (see bench/README.md)
