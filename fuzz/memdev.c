@@ -471,9 +471,14 @@ static void balloon_pfns(struct fuzz_in *in)
 	FUZZ_CHECK(!sent || len == 0, "balloon request returned with %u bytes", len);
 	if (!sent || q != 0 || n > 256)
 		return;
+	/*
+	 * Every PFN posted, the array's own page and those listed after it included: the device
+	 * copies the array before it releases a page (a found input: read as it went, the array
+	 * read as zeros once its page was released). The rings are left out: the transport reads
+	 * the avail ring (and, after it, descriptors) again once the request is used.
+	 */
 	for (unsigned i = 0; i < n; i++)
-		if (!overlap((uint64_t)pfn[i] * PAGE, PAGE, s.gpa, s.len) &&
-		    !overlap((uint64_t)pfn[i] * PAGE, PAGE, vq->desc_gpa, 16ULL * vq->num) &&
+		if (!overlap((uint64_t)pfn[i] * PAGE, PAGE, vq->desc_gpa, 16ULL * vq->num) &&
 		    !overlap((uint64_t)pfn[i] * PAGE, PAGE, vq->avail_gpa, 6 + 2ULL * vq->num))
 			check_released(vq, (uint64_t)pfn[i] * PAGE, PAGE);
 }

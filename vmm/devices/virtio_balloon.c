@@ -120,10 +120,13 @@ static void release(struct virtio_balloon *b, int zone, const uint8_t *hva, uint
 /*
  * One inflate request: le32 PFNs, each a 4 KiB guest page. Runs of contiguous pages in one
  * zone are released by one call: Linux hands over pages in allocation order, often adjacent.
+ * The array is copied whole first: a driver may list the page that holds the array itself,
+ * and once released that page reads as zeros, which would turn the PFNs after it into PFN 0.
  */
 static void inflate(struct virtio_balloon *b, const struct virtq_req *req)
 {
 	uint64_t npfns = req->out_len / 4, run_len = 0;
+	uint32_t pfns[BALLOON_PFNS_MAX];
 	const uint8_t *run = NULL;
 	int run_zone = -1;
 
@@ -132,13 +135,13 @@ static void inflate(struct virtio_balloon *b, const struct virtq_req *req)
 			  "ignored", (unsigned long long)req->out_len, BALLOON_PFNS_MAX);
 		return;
 	}
+	virtq__read(req, 0, pfns, req->out_len);	/* exactly out_len: cannot fail */
 	for (uint64_t i = 0; i < npfns; i++) {
-		uint32_t pfn;
+		uint32_t pfn = pfns[i];
 		uint64_t gpa;
 		const uint8_t *hva;
 		int zone;
 
-		virtq__read(req, 4 * i, &pfn, sizeof(pfn));	/* within out_len: cannot fail */
 		gpa = (uint64_t)pfn << BALLOON_PAGE_SHIFT;
 		hva = vm__gpa_to_hva(b->vm, gpa, BALLOON_PAGE);
 		zone = hva ? zone_of(b->vm, hva, BALLOON_PAGE) : -1;
