@@ -4,9 +4,11 @@
 
 Each case runs under both VMMs where VENUE puts it (native or the test host, one runner batch
 for both), is checked against the same oracle, and gets a status per VMM: pass, fail, refused,
-n/a (QEMU cannot write it) or skipped (this host cannot give it what it needs). Every
-difference must be explained by harness/memvisor/differences.py; an unexplained one fails the
-run. Writes DIR/compare.json and DIR/compare.html, prints a table. CLOUD_HYPERVISOR=/path adds
+n/a (QEMU cannot write it) or skipped (this host cannot give it what it needs). The probe
+and Debian's Linux boot under both; a Linux resize sequence plays the same steps under QEMU
+over QMP (harness/memvisor/qmpcontrol.py: qom-set requested-size, object-add + device_add
+pc-dimm, balloon). Every difference must be explained by harness/memvisor/differences.py; an
+unexplained one fails the run. Writes DIR/compare.json and DIR/compare.html, prints a table. CLOUD_HYPERVISOR=/path adds
 a column for a cloud-hypervisor binary (probe cases; the guest's view only).
 """
 from __future__ import annotations
@@ -32,10 +34,10 @@ COLOURS = {"pass": "#9be39b", "fail": "#f08080", "refused": "#9bc4e3", "n/a": "#
 
 
 def qemu_plan(case: matrix.Case) -> QemuCommand | NotApplicable:
-    if case.guest == "linux":
-        return NotApplicable("linux-guest", "Debian's kernel under memvisor")
-    if case.steps:
-        return NotApplicable("harness-resize-qmp", f"{len(case.steps)} resize steps")
+    if case.guest in ("resize", "hostile"):
+        return NotApplicable("memvisor-devices-guest", f"the {case.guest} guest")
+    if case.steps and case.guest != "linux":
+        return NotApplicable("fault-steps", f"{len(case.steps)} steps")
     rule = None if case.valid else case.expect.rule  # type: ignore[union-attr]
     return translate(case.config, rule, matrix.testhost_facts())
 
@@ -123,7 +125,7 @@ def compare(pattern: str | None, shard: tuple[int, int] | None, out: Path) -> in
             batch.append(("memvisor", c, run.inhost_case(c, mvd, where == "testhost")))
             p = plans[c.name]
             if isinstance(p, QemuCommand):
-                batch.append(("qemu", c, qemu.inhost_case(c, qd, p)))
+                batch.append(("qemu", c, qemu.inhost_case(c, qd, p, where == "testhost")))
             if chd and c.guest == "probe" and c.valid and not c.steps:
                 batch.append(("cloud-hypervisor", c, {**run.inhost_case(c, chd),
                                                       "name": f"{c.name} (ch)",

@@ -4,7 +4,9 @@ The guest's checks are memvisor's (conformance/checks.py) less the failures that
 machine is not memvisor's ("platform" entries of harness/memvisor/differences.py, kept as
 notes), with QEMU's own account in their place: the E820 with the firmware's reservations, the
 virtio devices over QMP. The host's checks are memvisor's on the mappings of QEMU's backends,
-found in smaps by size and kind (QEMU logs no addresses).
+found in smaps by size and kind (QEMU logs no addresses). Debian's Linux is checked as under
+memvisor (conformance/linux.py, resize.check_linux) but for how it ended: QEMU -no-reboot
+ends with 0 whatever the guest did, so the kernel's last console line tells.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from memvisor.qemuargs import QemuCommand
 from memvisor.report import ProbeReport
 
 from . import cases as matrix
+from . import linux, resize, run
 from .checks import Located, check_boot, check_guest, check_host, setup_failures
 
 CASE_TIMEOUT_S = 90
@@ -29,18 +32,31 @@ def qmp_socket(case: matrix.Case) -> str:
     return f"/tmp/memvisor-qmp-{case.name}.sock"
 
 
-def inhost_case(case: matrix.Case, driver: QemuDriver, plan: QemuCommand) -> dict:
+def inhost_case(case: matrix.Case, driver: QemuDriver, plan: QemuCommand,
+                testhost: bool = False) -> dict:
+    """The runner's case: the guest's own keys as under memvisor (run.guest_keys), QEMU's
+    command line, QMP for the start-up commands, the queries and any resize steps."""
     sock = qmp_socket(case)
-    queries = ["query-memory-devices"] + (["query-balloon"] if case.config.balloon else [])
+    queries = ["query-memory-devices", "query-memory-size-summary"] + \
+        (["query-balloon"] if case.config.balloon else [])
+    argv = driver.head(case.config, sock) + plan.args
+    keys = run.guest_keys(case, testhost)
+    if case.guest != "linux":
+        keys.update(hold_marker="SUMMARY:",   # a configuration QEMU accepts is stopped alike
+                    timeout=CASE_TIMEOUT_S)
+    elif testhost:
+        argv = linux.in_testhost(argv)
     return {
         "name": f"{case.name} (qemu)",
-        "argv": driver.head(case.config, sock) + plan.args,
-        "hold_marker": "SUMMARY:",       # a configuration QEMU accepts is stopped alike
+        "argv": argv,
+        **keys,
         "setup": list(case.setup) + [f"rm -f {sock}"],
         "teardown": list(case.teardown) + [f"rm -f {sock}"],
         "files": list(case.files),
-        "timeout": CASE_TIMEOUT_S,
         "qmp": {"socket": sock, "start": [list(c) for c in plan.qmp_start], "queries": queries},
+        "qmp_control": ({"socket": sock, "virtio_mem": plan.virtio_mem,
+                         "boot_sizes": plan.boot_sizes, "dimm_backend": plan.dimm_backend,
+                         "balloon": case.config.balloon is not None} if case.steps else None),
     }
 
 
@@ -144,9 +160,31 @@ def check(case: matrix.Case, result: dict, plan: QemuCommand) -> tuple[list[str]
     def host(e: Expectation, res: dict) -> list[str]:
         return check_host(e, res, qemu_zones(plan))
 
-    raw = check_boot(exp, result, None, QemuDriver.stop_status, guest, host)
+    if case.guest == "linux":
+        raw = _linux(case, result, plan, host)
+    else:
+        raw = check_boot(exp, result, None, QemuDriver.stop_status, guest, host)
     notes = [f for f in raw if matching("platform", f, case.config, exp)]
     return [f for f in raw if f not in notes], notes
+
+
+def _linux(case: matrix.Case, result: dict, plan: QemuCommand, host) -> list[str]:
+    """Debian's Linux under QEMU: the checks of run.check_linux and resize.check_linux, with
+    QEMU's end statuses (linux.check) and its backends found in smaps."""
+    exp = case.expect
+    assert isinstance(exp, Expectation)
+    if case.steps:
+        return resize.check_linux(exp, list(case.steps), result, case.config.balloon) + \
+            setup_failures(result)
+    if result["timed_out"]:
+        return check_boot(exp, result, None, QemuDriver.stop_status)
+    bad = linux.check(exp, case.end, result, "qemu")
+    if case.end == "hold":
+        if "during" in result:
+            bad += host(exp, result) + _virtio(exp, result, plan)
+        else:
+            bad.append("the guest never held after its report: no host state was sampled")
+    return bad + setup_failures(result)
 
 
 def status(case: matrix.Case, result: dict, failures: list[str]) -> str:

@@ -50,25 +50,33 @@ def inhost_case(case: matrix.Case, driver: MemvisorDriver, testhost: bool = Fals
     return {
         "name": case.name,
         "argv": linux.in_testhost(argv) if testhost and case.guest == "linux" else argv,
-        "hold_marker": "SUMMARY:" if case.valid and case.end in ("hold", "watch") else None,
         # A socket left by a killed run would make memvisor refuse --api-socket.
         "setup": list(case.setup) + ([f"rm -f {case.config.api_socket}"]
                                      if case.config.api_socket else []),
         "teardown": list(case.teardown),
         "files": list(case.files),
+        **guest_keys(case, testhost),
+        "api_socket": case.config.api_socket,
+        # --print-layout checks against the host it runs on: the case's own.
+        "layout_argv": driver.layout_command(case.config) if case.valid else None,
+        **(faults.inhost_extra(faults.by_name(case.name)) if case.guest == "faults" else {}),
+    }
+
+
+def guest_keys(case: matrix.Case, testhost: bool) -> dict:
+    """The runner's keys that follow from the guest, whichever VMM runs it: when it holds, its
+    budget, its steps and typed input, how often a hung boot is tried."""
+    return {
+        "hold_marker": "SUMMARY:" if case.valid and case.end in ("hold", "watch") else None,
         "timeout": ((linux.CASE_TIMEOUT_S if case.guest == "linux" else CASE_TIMEOUT_S)
                     + resize.STEP_BUDGET_S * len(case.steps)),
         "steps": [{k: v for k, v in s.items() if not k.startswith("expect")} for s in case.steps],
         "input": ({"after": linux.SHELL_UP, "text": linux.SHELL_INPUT}
                   if case.guest == "linux" and case.end == "shell" else None),
-        "api_socket": case.config.api_socket,
         "attempts": (linux.ATTEMPTS if case.guest == "linux" else
                      TESTHOST_ATTEMPTS if testhost and case.valid and
                      case.guest in ("probe", "hostile") else 1),
         "idle_timeout": linux.IDLE_S if case.guest == "linux" else None,
-        # --print-layout checks against the host it runs on: the case's own.
-        "layout_argv": driver.layout_command(case.config) if case.valid else None,
-        **(faults.inhost_extra(faults.by_name(case.name)) if case.guest == "faults" else {}),
     }
 
 

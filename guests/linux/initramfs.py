@@ -13,7 +13,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-MODULES = ("virtio_ring", "virtio", "virtio_mmio", "virtio_mem", "virtio_balloon")
+# virtio_mmio for memvisor's devices, virtio_pci for QEMU's (virtio-mem-pci, virtio-balloon-pci:
+# make conformance-compare boots this initramfs under both VMMs).
+MODULES = ("virtio_ring", "virtio", "virtio_mmio", "virtio_pci", "virtio_mem", "virtio_balloon")
 TRAILER = "TRAILER!!!"
 
 

@@ -95,6 +95,8 @@ class QemuDriver(Driver):
                 "-cpu", "host" if self.accel == "kvm" else "max", "-nodefaults",
                 "-display", "none", "-no-reboot", "-serial", "stdio",
                 "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-kernel", str(cfg.kernel)]
+        if cfg.initramfs:
+            args += ["-initrd", str(cfg.initramfs)]
         if cfg.cmdline:
             args += ["-append", cfg.cmdline]
         if qmp:

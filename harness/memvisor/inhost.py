@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from .hoststate import hugepage_counters, read_proc
+from .qmp import Qmp, QmpError, query_all
 from .sequence import run_steps
 
 
@@ -117,12 +118,15 @@ def _attempt(case: dict) -> dict:
     if hold_marker:
         ended = _wait(lambda: held.is_set() or proc.poll() is not None, deadline, idle, out)
         if ended == "done" and held.is_set() and proc.poll() is None:
+            qmp = case.get("qmp")
+            if qmp:     # QEMU: what the configuration needs once it runs, before any step
+                result["qmp"] = _qmp_start(qmp)
             if case.get("steps"):
                 # A resize sequence: API calls, each followed by the guest and the host.
                 result["steps"] = run_steps(case, proc.pid, out, lambda: proc.poll() is None,
                                             out_times, lambda text: _send(proc, text))
-            if case.get("qmp"):
-                result["qmp"] = _qmp(case["qmp"])
+            if qmp and "error" not in result["qmp"]:
+                result["qmp"].update(query_all(qmp["socket"], qmp.get("queries", [])))
             # The report is out and the guest is halted: the host state is the steady state.
             time.sleep(case.get("settle", 0.2))
             result["during"] = {name: read_proc(proc.pid, name)
@@ -214,10 +218,9 @@ def _send(proc: subprocess.Popen, text: str) -> None:
     proc.stdin.flush()
 
 
-def _qmp(spec: dict) -> dict:
-    """QEMU: the commands a configuration needs once it runs (a balloon target), then the
-    queries whose answers the checks read."""
-    from .qmp import Qmp, QmpError, query_all
+def _qmp_start(spec: dict) -> dict:
+    """QEMU: the commands a configuration needs once it runs (a balloon target); the queries
+    whose answers the checks read come after the steps (query_all)."""
     out: dict = {"start": []}
     try:
         with Qmp(spec["socket"]) as q:
@@ -228,8 +231,6 @@ def _qmp(spec: dict) -> dict:
                     out["start"].append({name: {"error": str(e)}})
     except (OSError, QmpError, ValueError) as e:
         out["error"] = f"QMP: {e}"
-        return out
-    out.update(query_all(spec["socket"], spec.get("queries", [])))
     return out
 
 

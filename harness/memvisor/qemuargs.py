@@ -59,32 +59,54 @@ class QemuCommand:
     qmp_start: list[tuple[str, dict]] = field(default_factory=list)  # commands once it runs
     backends: dict[str, list[str]] = field(default_factory=dict)     # zone -> backend ids
     virtio_mem: dict[str, str] = field(default_factory=dict)         # zone -> device id
+    boot_sizes: dict[str, int] = field(default_factory=dict)         # zone -> boot RAM
+    # ACPI hotplug: the backend of a DIMM added over QMP (object-add), else None
+    dimm_backend: dict[str, object] | None = None
 
 
 def _bool(v: object) -> str:
     return "on" if v else "off"
 
 
-def backend(c: Config, z: Zone, oid: str, size: int, prealloc: bool) -> str:
-    """The -object value of one backend of zone `z` (its boot RAM or its virtio-mem region)."""
+def backend_props(c: Config, z: Zone, prealloc: bool) -> dict[str, object]:
+    """The properties of one backend of zone `z` (its boot RAM, its virtio-mem region, or a
+    DIMM added later), "qom-type" first; ids and sizes are the caller's."""
+    props: dict[str, object]
     if z.file is not None:
-        props = ["memory-backend-file", f"mem-path={z.file}", f"share={_bool(z.shared)}"]
+        props = {"qom-type": "memory-backend-file", "mem-path": z.file, "share": z.shared}
     elif z.hugepages:
-        props = ["memory-backend-memfd", "hugetlb=on"]
+        props = {"qom-type": "memory-backend-memfd", "hugetlb": True}
         if z.hugepage_size:
-            props.append(f"hugetlbsize={format_size(z.hugepage_size)}")
-        props.append("share=on")
+            props["hugetlbsize"] = z.hugepage_size
+        props["share"] = True
     elif z.shared:
-        props = ["memory-backend-memfd", "share=on"]
+        props = {"qom-type": "memory-backend-memfd", "share": True}
     else:
-        props = ["memory-backend-ram"]
-    props[1:1] = [f"id={oid}", f"size={format_size(size) if size else 0}"]
-    props.append(f"merge={_bool(c.memory['mergeable'])}")
+        props = {"qom-type": "memory-backend-ram"}
+    props["merge"] = bool(c.memory["mergeable"])
     if prealloc:
-        props += ["prealloc=on", "prealloc-threads=2"]
+        props.update({"prealloc": True, "prealloc-threads": 2})
     if z.host_numa_node is not None:
-        props += [f"host-nodes={z.host_numa_node}", "policy=bind"]
-    return ",".join(props)
+        props.update({"host-nodes": [z.host_numa_node], "policy": "bind"})
+    return props
+
+
+def _cli_value(key: str, v: object) -> str:
+    if isinstance(v, bool):
+        return _bool(v)
+    if key == "hugetlbsize":
+        return format_size(int(v))                      # type: ignore[call-overload]
+    if isinstance(v, list):
+        return ",".join(str(x) for x in v)
+    return str(v)
+
+
+def backend(c: Config, z: Zone, oid: str, size: int, prealloc: bool) -> str:
+    """The -object value of one backend of zone `z`."""
+    props = backend_props(c, z, prealloc)
+    kind = props.pop("qom-type")
+    return ",".join([str(kind), f"id={oid}", f"size={format_size(size) if size else 0}"]
+                    + [f"{k}={_cli_value(k, v)}" for k, v in props.items()])
 
 
 def _cpu_ranges(cpus: list[int]) -> list[str]:
@@ -158,6 +180,7 @@ def translate(cfg: VmConfig, rule: str | None = None,
         zid = str(z.id)
         out.args += ["-object", backend(c, z, zid, z.size or 0, z.prefault)]
         out.backends[zid] = [zid]
+        out.boot_sizes[zid] = z.size or 0
         if z.hotplug_size and c.virtio_mem:
             vid = f"{zid}-hotplug"
             out.args += ["-object", backend(c, z, vid, z.hotplug_size, False)]
@@ -172,6 +195,8 @@ def translate(cfg: VmConfig, rule: str | None = None,
                 dev.append("prealloc=on")
             out.args += ["-device", ",".join(dev)]
             out.virtio_mem[zid] = f"vmem-{zid}"
+    if acpi:
+        out.dimm_backend = backend_props(c, zones[0], False)
     machine = [] if c.numa else [f"memory-backend={zones[0].id}"]
     if not c.memory["mergeable"]:
         # -machine mem-merge (default on) advises MADV_MERGEABLE whatever a backend's merge.

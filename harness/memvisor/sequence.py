@@ -33,6 +33,8 @@ from typing import Callable
 from .api import ApiClient
 from .apiload import api_load
 from .hoststate import hugepage_counters, read_proc
+from .qmp import QmpError
+from .qmpcontrol import QmpControl
 
 
 def file_usage(path: str) -> dict:
@@ -50,10 +52,25 @@ def _sample(pid: int, names: list[str]) -> dict[str, str]:
 def run_steps(case: dict, pid: int, out: list[str], alive,
               times: list[float] | None = None,
               type_text: Callable[[str], None] | None = None) -> list[dict]:
+    """The steps through the case's API socket, or under QEMU (`qmp_control`) through QMP."""
+    if case.get("qmp_control"):
+        control = QmpControl(case["qmp_control"])
+        try:
+            if not control.wait_ready(10.0, alive):
+                return [{"name": "api", "error": f"{case['qmp_control']['socket']}: QMP never "
+                         "answered"}]
+            return _run(case, control, pid, out, alive, times, type_text)
+        finally:
+            control.close()
     client = ApiClient(case["api_socket"])
-    results: list[dict] = []
     if not client.wait_ready(10.0, alive):
         return [{"name": "api", "error": f"{case['api_socket']}: the API never answered"}]
+    return _run(case, client, pid, out, alive, times, type_text)
+
+
+def _run(case: dict, client: ApiClient | QmpControl, pid: int, out: list[str], alive,
+         times: list[float] | None, type_text: Callable[[str], None] | None) -> list[dict]:
+    results: list[dict] = []
     before = read_proc(pid, "smaps")
     begun = 0
     for step in case["steps"]:
@@ -79,6 +96,8 @@ def run_steps(case: dict, pid: int, out: list[str], alive,
                                                      else None)
             except OSError as e:
                 r["error"] = f"{call[0]} {call[1]}: {e}"
+            if isinstance(client, QmpControl):
+                r["qmp_sent"] = client.last_sent
             r["call_seconds"] = round(time.monotonic() - start, 6)
             if step.get("signal"):      # a stop signal while the change is under way
                 os.kill(pid, step["signal"])
@@ -117,7 +136,7 @@ def run_steps(case: dict, pid: int, out: list[str], alive,
         r["seconds"] = round(time.monotonic() - start, 3)
         try:
             r["info_status"], r["info"] = client.call("GET", "vm.info")
-        except OSError as e:
+        except (OSError, QmpError) as e:
             r["info_status"], r["info"] = None, str(e)
         r["lines"] = out[seen:]
         r["smaps"] = read_proc(pid, "smaps")

@@ -74,6 +74,26 @@ def test_ends() -> None:
     assert linux.check(reboot.expect, "reboot", {"rc": 0, "stdout": one, "stderr": ""})
 
 
+def test_ends_under_qemu_are_read_from_the_console() -> None:
+    """QEMU -no-reboot ends with 0 however the guest ended: the kernel's last line decides."""
+    one = report("node id=0 cpus=0 mem_total=0x1c000000 mem_free=0x1a000000",
+                 "distance from=0 dist=10", online=1).replace("count=8 online=8", "count=4 online=4")
+    reboot = BY_NAME["linux-reboot"]
+    restart = {"rc": 0, "stdout": one + "reboot: Restarting system\n", "stderr": ""}
+    assert linux.check(reboot.expect, "reboot", restart, "qemu") == []
+    assert linux.check(reboot.expect, "reboot", dict(restart, rc=4), "qemu")
+    power_down = dict(restart, stdout=one + "reboot: Power down\n")
+    assert any("'reboot: Restarting system'" in f
+               for f in linux.check(reboot.expect, "reboot", power_down, "qemu"))
+    panic = BY_NAME["linux-panic"]
+    crash = {"rc": 0, "stdout": "Kernel panic - not syncing: sysrq triggered crash\n",
+             "stderr": ""}
+    assert linux.check(panic.expect, "panic", crash, "qemu") == []
+    assert linux.check(panic.expect, "panic", dict(crash, stdout=""), "qemu")
+    held = BY_NAME["linux-default"]
+    assert linux.check(held.expect, "hold", {"rc": 0, "stdout": one, "stderr": ""}, "qemu") == []
+
+
 def test_a_linux_case_that_hung_in_every_boot_fails_with_where_it_hung() -> None:
     from conformance import run
     case = BY_NAME["linux-numa2"]

@@ -64,6 +64,19 @@ def test_inexpressible_cases_are_na_with_a_known_reason():
     assert isinstance(translate(rej, "parse"), NotApplicable)
 
 
+def test_linux_cases_run_under_qemu_and_memvisor_only_guests_do_not():
+    plans = {c.name: (c, compare.qemu_plan(c)) for c in matrix.generate("full")}
+    linux = [(c, p) for c, p in plans.values() if c.guest == "linux"]
+    assert linux and all(isinstance(p, QemuCommand) for _, p in linux)
+    c, p = plans["linux-resize-acpi"]
+    assert isinstance(p, QemuCommand) and p.dimm_backend == {"qom-type": "memory-backend-ram",
+                                                             "merge": False}
+    assert p.boot_sizes == {"mem0": 512 << 20}
+    for c, p in plans.values():
+        if c.guest in ("resize", "hostile"):
+            assert isinstance(p, NotApplicable) and p.difference == "memvisor-devices-guest"
+
+
 def test_every_na_and_rule_refers_to_the_single_lists():
     names = {r.name for r in RULES}
     assert QEMU_RULES <= names, QEMU_RULES - names
@@ -158,6 +171,14 @@ MISSING = ("qemu-system-x86_64: The distance between node 0 and 2 is missing, at
     ("pw-mem-7e803d", "fail", "zone mem0: 131072 kB resident, prefault promises 196608 kB",
      "qemu-virtio-mem-prealloc-on-plug"),
     ("prefault-anon", "fail", "zone mem0: 0 kB resident, prefault promises 131072 kB", None),
+    # Linux's report of the same SRAT, and QEMU's DIMM unplug (ACPI sequences only).
+    ("linux-virtio-mem-numa", "fail",
+     "node 1: hotpluggable ranges ['0x230000000'], expected ['0x20000000']",
+     "qemu-srat-device-memory"),
+    ("linux-numa2", "fail", "node 1: hotpluggable ranges ['0x230000000'], expected []", None),
+    ("linux-resize-acpi", "fail", "step resize-1024M: HTTP 204 (''), expected 400",
+     "qemu-dimm-unplug"),
+    ("linux-resize-vmem", "fail", "step resize-1024M: HTTP 204 (''), expected 400", None),
 ])
 def test_entries_explain_their_own_cases_only(name, q, failure, entry):
     c = _case(name)
