@@ -16,6 +16,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import threading
 from pathlib import Path
 
 from memvisor import venue as venues
@@ -110,7 +111,7 @@ def compare(pattern: str | None, shard: tuple[int, int] | None, out: Path) -> in
         print("conformance compare: no case matches", flush=True)
         return 1
     decision = venues.decide()
-    groups = run.plan(cases, decision)
+    groups = run.plan(cases, decision, side_by_side=True)
     mvd, qd = MemvisorDriver(), QemuDriver()
     ch_path, ch_line = ch_binary()
     chd = CloudHypervisorDriver(Path(ch_path)) if ch_path else None
@@ -119,26 +120,32 @@ def compare(pattern: str | None, shard: tuple[int, int] | None, out: Path) -> in
           + decision.line(), flush=True)
     print(ch_line, flush=True)
     results: dict[tuple[str, str], dict] = {}
-    for where in ("native", "testhost"):
-        batch: list[tuple[str, matrix.Case, dict]] = []
-        for c in groups[where]:
-            batch.append(("memvisor", c, run.inhost_case(c, mvd, where == "testhost")))
-            p = plans[c.name]
-            if isinstance(p, QemuCommand):
-                batch.append(("qemu", c, qemu.inhost_case(c, qd, p, where == "testhost")))
-            if chd and c.guest == "probe" and c.valid and not c.steps:
-                batch.append(("cloud-hypervisor", c, {**run.inhost_case(c, chd),
-                                                      "name": f"{c.name} (ch)",
-                                                      "layout_argv": None}))
-        if not batch:
-            continue
+    batches = {where: batch_of(groups[where], where == "testhost", mvd, qd, chd, plans)
+               for where in ("native", "testhost")}
+    print("conformance compare: " + ", ".join(f"{len(groups[w])} cases {w} ({len(b)} runs)"
+                                              for w, b in batches.items() if b), flush=True)
 
-        def got(i: int, r: dict, b=batch) -> None:
-            vmm, c, _ = b[i]
+    def run_batch(where: str, batch: list[tuple[str, matrix.Case, dict]]) -> None:
+        def got(i: int, r: dict) -> None:
+            vmm, c, _ = batch[i]
             results[(vmm, c.name)] = r
             print(f"  {c.name:40} {vmm:16} rc={r.get('rc')} {r.get('seconds', 0):.2f}s "
                   f"{r.get('venue', '')}", flush=True)
-        run_cases([x[2] for x in batch], where, on_result=got)
+        try:
+            run_cases([x[2] for x in batch], where, on_result=got)
+        except BaseException as e:      # re-raised below: a batch never fails silently
+            errors.append(e)
+
+    errors: list[BaseException] = []
+    # The native batch and the test host's at once: one runs on this machine's KVM, the other
+    # in its own QEMU, and neither waits for the other.
+    threads = [threading.Thread(target=run_batch, args=(w, b)) for w, b in batches.items() if b]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
     rows = [row(c, results, plans[c.name], chd is not None) for c in cases]
     doc = summary(rows, decision.line(), ch_line)
     out.mkdir(parents=True, exist_ok=True)
@@ -147,6 +154,24 @@ def compare(pattern: str | None, shard: tuple[int, int] | None, out: Path) -> in
     print(render_table(doc), flush=True)
     print(f"conformance compare: {out / 'compare.json'}, {out / 'compare.html'}", flush=True)
     return 1 if doc["unexplained"] else 0
+
+
+def batch_of(cases: list[matrix.Case], testhost: bool, mvd: MemvisorDriver, qd: QemuDriver,
+             chd: CloudHypervisorDriver | None,
+             plans: dict[str, QemuCommand | NotApplicable]) -> list[tuple[str, matrix.Case, dict]]:
+    """Each case under memvisor, under QEMU where it translates, and under cloud-hypervisor
+    (probe cases) when one is given."""
+    batch: list[tuple[str, matrix.Case, dict]] = []
+    for c in cases:
+        batch.append(("memvisor", c, run.inhost_case(c, mvd, testhost)))
+        p = plans[c.name]
+        if isinstance(p, QemuCommand):
+            batch.append(("qemu", c, qemu.inhost_case(c, qd, p, testhost)))
+        if chd and c.guest == "probe" and c.valid and not c.steps:
+            batch.append(("cloud-hypervisor", c, {**run.inhost_case(c, chd),
+                                                  "name": f"{c.name} (ch)",
+                                                  "layout_argv": None}))
+    return batch
 
 
 def row(c: matrix.Case, results: dict, plan: QemuCommand | NotApplicable, ch: bool) -> dict:

@@ -143,10 +143,15 @@ def parse_shard(text: str) -> tuple[int, int]:
     return k, n
 
 
-def plan(cases: list[matrix.Case], decision: venues.Decision) -> dict[str, list[matrix.Case]]:
-    """Which cases go where; natively unmet ones go to the test host under auto, else skip."""
+def plan(cases: list[matrix.Case], decision: venues.Decision,
+         side_by_side: bool = False) -> dict[str, list[matrix.Case]]:
+    """Which cases go where; natively unmet ones go to the test host under auto, else skip.
+    `side_by_side` (compare, VENUE=auto): what this machine's KVM can run goes native even
+    where the test host is faster per case, because the two batches then run at once."""
     groups: dict[str, list[matrix.Case]] = {"native": [], "testhost": [], "skipped": []}
-    if decision.venue == "testhost":
+    native_ok = decision.native is not None and decision.native.usable
+    if decision.venue == "testhost" and not (side_by_side and decision.requested == "auto"
+                                             and native_ok):
         groups["testhost"] = list(cases)
         return groups
     if decision.native is None or not decision.native.usable:
