@@ -154,7 +154,7 @@ def test_socket_mode_ping_info(vm) -> None:
         assert mem["hotplug_method"] == "VirtioMem" and "zones" not in mem
         assert info["config"]["payload"]["kernel"] == str(PROBE)
         assert info["config"]["payload"]["cmdline"] == "hold memtest=off"
-        assert info["config"]["cpus"] == {"boot_vcpus": 1, "max_vcpus": 1}
+        assert info["config"]["cpus"] == {"boot_vcpus": 1, "max_vcpus": 1, "kvm_pv_eoi": True}
     r = remote(vm.sock, "ping")
     assert r.returncode == 0 and json.loads(r.stdout)["pid"] == vm.proc.pid, r.stderr
     # Requests ran on the main thread: no thread beside it and the one vCPU (KVM's own

@@ -171,6 +171,7 @@ static struct json_object *config_json(const struct vm *vm, bool *ok)
 	sub = json_object_new_object();
 	put_u64(sub, "boot_vcpus", c->boot_cpus, ok);
 	put_u64(sub, "max_vcpus", c->max_cpus, ok);
+	put_bool(sub, "kvm_pv_eoi", c->kvm_pv_eoi, ok);	/* memvisor's own key (--cpus kvm_pv_eoi) */
 	put(o, "cpus", sub, ok);
 	put(o, "memory", memory_json(vm, ok), ok);
 	sub = json_object_new_object();
