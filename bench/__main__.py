@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from . import BUILD, OUT, backings, check, guest, linux, native, resize, results
+from . import BUILD, OUT, backings, check, guest, linux, native, qemu, resize, results
 from memvisor import venue  # noqa: E402  (bench/__init__ puts harness/ on the path)
 from memvisor.runner import run_cases, wait_for_other_testhosts  # noqa: E402
 from memvisor.sizes import parse_size  # noqa: E402
@@ -210,7 +210,7 @@ def _guest_part(p: guest.Params, where: str) -> tuple[list[dict[str, Any]], dict
     BUILD.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=BUILD, prefix="bench.") as d:
         p.exchange = Path(d)
-        cases = guest.cases(p) + resize.cases(p)
+        cases = qemu.batch(guest.cases(p), p) + resize.cases(p)
         print(f"bench: {len(cases)} guest cases ({where})", flush=True)
 
         res = run_cases(cases, where, on_result=_progress(cases))
@@ -220,8 +220,10 @@ def _guest_part(p: guest.Params, where: str) -> tuple[list[dict[str, Any]], dict
             for i, r in zip(again, run_cases([cases[i] for i in again], where)):
                 res[i] = r
         figs, ratios, skipped = guest.figures(res, p)
+        qf, qs = qemu.figures(res, p)
         rf, rs = resize.figures(res, p)
-        return res, {**figs, **rf}, ratios, {**skipped, **rs}
+        figs = {**figs, **qf, **rf}
+        return res, figs, {**ratios, **qemu.ratios(figs)}, {**skipped, **qs, **rs}
 
 
 def _progress(cases: list[dict[str, Any]]) -> Callable[[int, dict[str, Any]], None]:

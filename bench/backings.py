@@ -7,7 +7,10 @@ unlinked temporary file.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from memvisor import optionspec
+from memvisor.driver import VmConfig
 from memvisor.optionspec import Backing
 from memvisor.sizes import format_size
 
@@ -48,3 +51,13 @@ def memvisor_args(b: Backing, size: int, path_dir: str, prefault: bool = False) 
     zone = [f"{k}={v}" for k, v in opts if k in zone_keys]
     return ["--memory", ",".join(["size=0"] + mem),
             "--memory-zone", ",".join([f"id=mem0,size={format_size(size)}"] + zone)]
+
+
+def vm_config(b: Backing, size: int, path_dir: str, kernel: Path, cmdline: str,
+              prefault: bool = False) -> VmConfig:
+    """The configuration of memvisor_args as a VmConfig: what memvisor is given, and what
+    memvisor.qemuargs translates into the same backing for QEMU (bench/qemu.py)."""
+    args = memvisor_args(b, size, path_dir, prefault)
+    pairs = list(zip(args[::2], args[1::2]))
+    return VmConfig(memory=pairs[0][1], zones=[v for k, v in pairs[1:] if k == "--memory-zone"],
+                    kernel=kernel, cmdline=cmdline)

@@ -23,7 +23,8 @@ from .stats import Figure, Ratio, figure, ratio
 
 MEMVISOR = HBUILD / "memvisor"
 # The fault guest's one vCPU thread pinned (a migration mid-phase would time two CPUs' TSCs and
-# caches), and the host settings its figures depend on stated on stderr: `_fault` records them.
+# caches), and the host settings its figures depend on stated on stderr: `fault_figures` records
+# them.
 FAULT_CPU = 0
 FAULT_WRAP = ["sh", "-c", "echo \"fault-host: thp=$(sed 's/.*\\[\\(.*\\)\\].*/\\1/' "
               "/sys/kernel/mm/transparent_hugepage/enabled) numa_balancing=$(cat "
@@ -75,6 +76,18 @@ def memvisor_probe_command() -> list[str]:
             "--cmdline", "memtest=off", "--serial", "off"]
 
 
+def fault_config(b: backings.Backing, p: Params) -> VmConfig:
+    """The fault guest's VM on backing `b` (two regions and room for the guest itself)."""
+    return backings.vm_config(b, backings.guest_size(b, 2 * p.fault_size + 64 * MiB), ZONE_DIR,
+                              FAULT, f"size={p.fault_size // MiB}M")
+
+
+def boot_config(b: backings.Backing, p: Params, prefault: bool = False) -> VmConfig:
+    """The probe's VM on backing `b`, for the boot times."""
+    return backings.vm_config(b, backings.guest_size(b, p.boot_size), ZONE_DIR, PROBE,
+                              "memtest=off", prefault)
+
+
 def selected(p: Params) -> list[backings.Backing]:
     return [b for b in backings.all_backings() if p.only is None or b.name in p.only]
 
@@ -95,19 +108,13 @@ def cases(p: Params) -> list[dict[str, Any]]:
     setup = [f"mkdir -p {ZONE_DIR}"]
     for i in range(p.repeat):
         for b in selected(p):
-            ram = backings.guest_size(b, 2 * p.fault_size + 64 * MiB)
-            argv = [str(MEMVISOR), "-v", "--serial", "tty", "--cpus", "boot=1",
-                    *backings.memvisor_args(b, ram, ZONE_DIR), "--kernel", str(FAULT),
-                    "--cmdline", f"size={p.fault_size // MiB}M"]
+            argv = MemvisorDriver(MEMVISOR).command(fault_config(b, p))
             out.append({"name": f"fault/{b.name}/-/{i}", "argv": [*FAULT_WRAP, *argv],
                         "timeout": 90, "setup": setup + [NO_NUMA_BALANCING]})
             setup = []
         for b in selected(p):
             for prefault in (False, True):
-                argv = [str(MEMVISOR), "--serial", "off", "--cpus", "boot=1",
-                        *backings.memvisor_args(b, backings.guest_size(b, p.boot_size), ZONE_DIR,
-                                                prefault),
-                        "--kernel", str(PROBE), "--cmdline", "memtest=off"]
+                argv = [str(MEMVISOR), "--serial", "off", *boot_config(b, p, prefault).ch_args()]
                 variant = "prefault" if prefault else "-"
                 out.append({"name": f"boot/{b.name}/{variant}/{i}", "argv": argv, "timeout": 90})
     out.append(_hyperfine("memvisor", memvisor_probe_command(), p, False, 15))
@@ -145,11 +152,13 @@ def guest_ram(stderr: str) -> list[tuple[int, int]]:
 
 def overhead_kb(smaps: str, ram: list[tuple[int, int]] | None, ram_size: int) -> dict[str, int]:
     """Rss and Pss of every mapping but guest RAM: those inside the `ram` ranges (memvisor),
-    else (QEMU) any anonymous mapping at least as large as the guest RAM."""
+    else (QEMU) any mapping at least as large as the guest RAM that is anonymous, a memfd
+    (shared=on, hugetlb) or a file in ZONE_DIR (a memory-backend-file's temporary file)."""
     rss = pss = ram_kb = libs = 0
     for m in parse_smaps(smaps):
         is_ram = any(m.start < b and a < m.end for a, b in ram) if ram is not None else \
-            (m.size >= ram_size and not m.name.startswith("/"))
+            (m.size >= ram_size and (not m.name.startswith("/")
+                                     or m.name.startswith(("/memfd:", ZONE_DIR + "/"))))
         if is_ram:
             ram_kb += m.resident_kb
         else:
@@ -183,7 +192,8 @@ class Collector:
 FAULT_MAX_TIMER_PCT = 50
 
 
-def _fault(c: Collector, b: str, r: dict[str, Any]) -> None:
+def fault_figures(c: Collector, b: str, r: dict[str, Any]) -> None:
+    """guest.<b>.* from one fault case (b: the backing, or `<backing>.qemu`)."""
     if r["rc"] != 0 or r.get("timed_out"):
         c.skip(f"guest.{b}", f"memvisor exited {r['rc']}: {_tail(r['stderr'])}")
         return
@@ -254,14 +264,16 @@ def _hyperfine_result(c: Collector, name: str, r: dict[str, Any], path: Path,
         c.add(fig, t * 1000, "ms", command=res["command"], hung_runs=len(exits) - len(times))
 
 
-def _hold(c: Collector, name: str, r: dict[str, Any]) -> None:
+def hold_figures(c: Collector, name: str, r: dict[str, Any], vmm: str | None = None,
+                 ram_size: int = QEMU_RAM) -> None:
+    """vmm.<name>.* from one hold case; `vmm` (default: the name's start) says whose."""
     fig = f"vmm.{name}"
     during = r.get("during")
     if not during or not during.get("smaps"):
         c.skip(fig, f"no smaps sampled (rc {r['rc']}): {_tail(r['stdout'] + r['stderr'])}")
         return
     ram = None
-    if name.startswith("memvisor"):
+    if (vmm or name).startswith("memvisor"):
         ram = guest_ram(r["stderr"])
         if not ram:
             c.skip(fig, "no `memvisor: zone` line on stderr (-v)")
@@ -270,7 +282,7 @@ def _hold(c: Collector, name: str, r: dict[str, Any]) -> None:
     if bad:     # the devices were meant to be in use when sampled
         c.skip(fig, f"resize step {bad[0]['name']} failed: {bad[0].get('error') or 'no report'}")
         return
-    kb = overhead_kb(during["smaps"], ram, QEMU_RAM)
+    kb = overhead_kb(during["smaps"], ram, ram_size)
     # Extras, not figures: guest RAM (often 0: memtest=off), and the shared libraries' part
     # of the Rss (pages shared with every other process using them; Pss shares them out).
     extra = {k: kb.pop(k) for k in ("guest_ram_rss_kb", "libs_rss_kb")}
@@ -291,14 +303,14 @@ def figures(results: list[dict[str, Any]], p: Params) -> tuple[dict[str, Figure]
                           "" if variant == "-" else f".{variant}"))
             c.skip(prefix, f"case {r['name']} not run: {r['lost']}")
         elif part == "fault":
-            _fault(c, who, r)
+            fault_figures(c, who, r)
         elif part == "boot":
             _boot(c, who, variant, r)
         elif part == "hyperfine":
             _hyperfine_result(c, who, r, p.exchange / f"hyperfine-{who}.json",
                               {0} if who == "memvisor" else {1})
         elif part == "hold":
-            _hold(c, who, r)
+            hold_figures(c, who, r)
     figs = c.figures()
     skipped = {k: v for k, v in c.skipped.items() if not any(f.startswith(k + ".") for f in figs)}
     if not p.qemu:

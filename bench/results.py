@@ -219,6 +219,28 @@ def guest_rows(res: dict[str, Any]) -> list[str]:
     return rows
 
 
+def qemu_rows(res: dict[str, Any]) -> list[str]:
+    """Parts 2-4 per backing under both VMMs (bench/qemu.py): memvisor / QEMU of the same run."""
+    have = [b for b in res["backings"]
+            if any(n.startswith((f"guest.{b}.memvisor_over_qemu.", f"boot.{b}.memvisor_over_qemu.",
+                                 f"vmm.{b}.memvisor_over_qemu.")) for n in res["ratios"])]
+    if not have:
+        return []
+    rows = ["", "2-4. memvisor / QEMU per backing, same run (fault: ns per touch; boot: whole "
+                "process to exit; RSS without guest RAM)",
+            f"   {'backing':14}{'4k 1st':>8}{'4k 2nd':>8}{'2M 1st':>8}{'2M 2nd':>8}"
+            f"{'boot ms':>18}{'ratio':>7}{'RSS kB':>16}{'ratio':>7}"]
+    for b in have:
+        g, boot, vmm = (f"{part}.{b}.memvisor_over_qemu" for part in ("guest", "boot", "vmm"))
+        rows.append(f"   {b:14}" + "".join(f"{_ratio(res, f'{g}.fault_{k}'):>8}"
+                                          for k in ("4k_first", "4k_second", "2m_first", "2m_second"))
+                    + f"{_med(res, f'boot.{b}.memvisor.process_ms', 8)} /"
+                    f"{_med(res, f'boot.{b}.qemu.process_ms', 7)}{_ratio(res, boot + '.process'):>7}"
+                    f"{_med(res, f'vmm.{b}.memvisor.rss_kb', 7)} /"
+                    f"{_med(res, f'vmm.{b}.qemu.rss_kb', 6)}{_ratio(res, vmm + '.rss'):>7}")
+    return rows
+
+
 def table(res: dict[str, Any]) -> str:
     """The short table: medians, (min-max) over the repeats, ratios of this run."""
     p = res["params"]
@@ -228,7 +250,7 @@ def table(res: dict[str, Any]) -> str:
     if "host" in parts:
         rows += host_rows(res)
     if "guest" in parts:
-        rows += guest_rows(res)
+        rows += guest_rows(res) + qemu_rows(res)
     rows += resize_rows(res)
     rows += linux.rows(res)
     by_reason: dict[str, list[str]] = {}
