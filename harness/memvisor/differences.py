@@ -86,6 +86,7 @@ class Difference:
     rules: tuple[str, ...] = ()       # status: the oracle rules of the rejection cases
     statuses: tuple[str, str] = ("", "")   # status: (memvisor, qemu)
     applies: Applies | None = None    # platform/check/refusal: the cases it may explain
+    cases: tuple[str, ...] = ()       # status: fault cases (conformance/faults.py) by name
 
 
 DIFFERENCES: tuple[Difference, ...] = (
@@ -282,6 +283,9 @@ def matching(kind: str, line: str, cfg: VmConfig | None = None,
     return None
 
 
-def for_status(rule: str | None, memvisor: str, qemu: str) -> Difference | None:
-    return next((d for d in DIFFERENCES if d.kind == "status" and rule in d.rules
-                 and d.statuses == (memvisor, qemu)), None)
+def for_status(rule: str | None, memvisor: str, qemu: str,
+               case: str | None = None) -> Difference | None:
+    """The status entry for a rejection case of `rule`, or for the fault case named `case`."""
+    return next((d for d in DIFFERENCES if d.kind == "status" and d.statuses == (memvisor, qemu)
+                 and ((rule is not None and rule in d.rules) or (case and case in d.cases))),
+                None)
