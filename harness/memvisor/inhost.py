@@ -117,7 +117,10 @@ def _attempt(case: dict) -> dict:
     ended = "done"
     if hold_marker:
         ended = _wait(lambda: held.is_set() or proc.poll() is not None, deadline, idle, out)
-        if ended == "done" and held.is_set() and proc.poll() is None:
+        # `held` is also set at the end of the output (to wake _wait): a VMM that refused may
+        # not be reaped yet when its stdout closes, and is no held guest.
+        marked = any(ln.startswith(hold_marker) for ln in out)
+        if ended == "done" and held.is_set() and marked and proc.poll() is None:
             qmp = case.get("qmp")
             if qmp:     # QEMU: what the configuration needs once it runs, before any step
                 result["qmp"] = _qmp_start(qmp)

@@ -48,3 +48,14 @@ def test_silence_ends_an_attempt_early(tmp_path: Path) -> None:
     chatty = dict(case, argv=["sh", "-c", "for i in 1 2 3 4; do echo $i; sleep 0.5; done"])
     r = run_case(chatty)
     assert not r["timed_out"] and r["rc"] == 0 and r["stdout"].split() == ["1", "2", "3", "4"]
+
+
+def test_a_vmm_that_refuses_is_not_held_while_it_exits(tmp_path: Path) -> None:
+    """The output ends (the pipe closes) before the process is reaped: a slow exit after a
+    refusal must not be taken for a held guest and sampled (seen in the test host: QEMU's
+    refusal sampled as if it held, its QMP socket already gone)."""
+    case = {"name": "t", "argv": ["sh", "-c", "echo no >&2; exec >&-; sleep 1; exit 1"],
+            "timeout": 10, "hold_marker": "SUMMARY:"}
+    r = run_case(case)
+    assert r["rc"] == 1 and not r["timed_out"]
+    assert "during" not in r
