@@ -55,6 +55,9 @@ END_STATUS = {"poweroff": 0, "reboot": 4, "panic": 2, "shell": 0}
 FOREIGN_INITRAMFS = LINUX_DIR / "debian-installer-initrd.gz"
 SHELL_CMDLINE = "console=ttyS0 panic=-1 rdinit=/bin/sh"
 SHELL_UP = "job control turned off"
+# Typed until its answer shows (inhost._type): the shell then reads what is typed. Seen under
+# QEMU in the test host: the first lines of SHELL_INPUT lost, `poweroff -f` run.
+SHELL_READY = {"text": "echo FOREIGN-READY\n", "line": "^FOREIGN-READY"}
 SHELL_INPUT = ("mount -t sysfs sysfs /sys\n"
                "echo FOREIGN online=$(cat /sys/devices/system/node/online)\n"
                "for n in /sys/devices/system/node/node[0-9]*; do "

@@ -120,7 +120,12 @@ def _kind_matches(z, m: Mapping) -> bool:
 
 
 def qemu_zones(plan: QemuCommand):
+    """QEMU's backends in smaps, by size and kind. Backends of the same size and kind are told
+    apart by the order QEMU creates them (-object order: the zones', each zone's virtio-mem
+    region after its boot RAM): Linux places each new mapping below the ones before it
+    (mm/mmap.c, arch_get_unmapped_area_topdown), so the first created is the highest."""
     def locate(exp: Expectation, result: dict, maps: list[Mapping]) -> dict[str, Located | str]:
+        maps = sorted(maps, key=lambda m: -m.start)
         used: set[int] = set()
         out: dict[str, Located | str] = {}
         for z in exp.zones:

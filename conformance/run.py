@@ -71,8 +71,9 @@ def guest_keys(case: matrix.Case, testhost: bool) -> dict:
         "timeout": ((linux.CASE_TIMEOUT_S if case.guest == "linux" else CASE_TIMEOUT_S)
                     + resize.STEP_BUDGET_S * len(case.steps)),
         "steps": [{k: v for k, v in s.items() if not k.startswith("expect")} for s in case.steps],
-        "input": ({"after": linux.SHELL_UP, "text": linux.SHELL_INPUT}
-                  if case.guest == "linux" and case.end == "shell" else None),
+        "input": ({"after": linux.SHELL_UP, "ready": linux.SHELL_READY,
+                   "text": linux.SHELL_INPUT} if case.guest == "linux" and case.end == "shell"
+                  else None),
         "attempts": (linux.ATTEMPTS if case.guest == "linux" else
                      TESTHOST_ATTEMPTS if testhost and case.valid and
                      case.guest in ("probe", "hostile") else 1),

@@ -71,6 +71,10 @@ def _acpi_hotplug(cfg: VmConfig, exp: Expectation) -> bool:
     return any(h.kind == "acpi-hotplug" for h in exp.hotplug)
 
 
+def _hugetlb_virtio_mem_unplugged(cfg: VmConfig, exp: Expectation) -> bool:
+    return any(z.hugepages and z.hotplug_size > z.hotplugged_size for z in exp.zones)
+
+
 def _virtio_devices(cfg: VmConfig, exp: Expectation) -> bool:
     return bool(exp.virtio_devices)
 
@@ -215,6 +219,17 @@ DIFFERENCES: tuple[Difference, ...] = (
                        r"memory_actual_size \d+, expected \d+|Linux's memory changed on a "
                        r"request that must change nothing)$",
                applies=_acpi_hotplug),
+    Difference("qemu-hugetlb-reserve", "check",
+               "QEMU maps a hugetlb backend with its huge pages reserved (the backend's "
+               "`reserve`, default on), so a virtio-mem region takes its whole size from the "
+               "pool at start; memvisor maps what is not plugged MAP_NORESERVE and takes "
+               "only what is plugged (the oracle's pool count)",
+               "QEMU qapi/qom.json MemoryBackendProperties 'reserve' (default true, since "
+               "6.1) and util/mmap-alloc.c (MAP_NORESERVE only with reserve=off); Linux "
+               "Documentation/admin-guide/mm/hugetlbpage.rst (HugePages_Rsvd); "
+               "vmm/memory/backing.c (backing__create)",
+               failure=r"^2048 kB pool: \d+ pages taken while running, expected \d+$",
+               applies=_hugetlb_virtio_mem_unplugged),
     # ---- rejections QEMU does not share (observed with QEMU 7.2.22 on this machine)
     Difference("qemu-virtio-mem-requested", "status",
                "QEMU starts a virtio-mem whose requested-size exceeds its memdev; CH refuses "
@@ -248,6 +263,22 @@ DIFFERENCES: tuple[Difference, ...] = (
                "oraclemodel.MAX_GPA; QEMU 7.2 target/i386/host-cpu.c "
                "host_cpu_max_instance_init() sets host-phys-bits for -cpu host/max under KVM",
                rules=("layout_address_space",), statuses=("refused", "fail")),
+    Difference("qemu-maxmem-page-aligned", "status",
+               "QEMU's maxmem (the ACPI hotplug area) need only be a multiple of 4 KiB: the "
+               "huge page size binds each DIMM's backend when it is added, not the area; CH "
+               "refuses a hotplug_size that is not a multiple of the zone's page size",
+               "observed (QEMU 7.2.22, test host); QEMU hw/i386/pc.c pc_memory_init() "
+               "(device memory region sized from maxmem - ram_size); CH vmm/src/config.rs",
+               rules=("memory_sizes_page_multiple",), statuses=("refused", "fail")),
+    Difference("qemu-file-not-allocated", "status",
+               "QEMU sizes a file backend with ftruncate and maps it, allocating nothing "
+               "without prealloc: a zone bigger than the tmpfs's free space starts, and a "
+               "guest write to a page with no space behind it is a SIGBUS later; memvisor "
+               "refuses such a zone at start with ENOSPC naming it",
+               "QEMU softmmu/physmem.c file_ram_alloc() (ftruncate only); "
+               "conformance/faults.py (tmpfs)",
+               cases=("fault-tmpfs-full", "fault-tmpfs-full-dir"),
+               statuses=("refused", "fail")),
     # ---- configurations QEMU refuses
     Difference("qemu-numa-distance-every-pair", "refusal",
                "once any -numa dist is given, QEMU needs a distance for every pair of nodes "

@@ -180,13 +180,33 @@ def _await_line(proc: subprocess.Popen, lines: list[str], pat: re.Pattern, poll_
     return False
 
 
+READY_TRIES, READY_RETRY_S = 30, 2.0
+
+
 def _type(proc: subprocess.Popen, out: list[str], typed: dict) -> None:
     """The guest's keyboard (its serial input): `text` once a console line contains `after`
-    (the guest's shell is up, so nothing typed is lost to a port not yet opened), then EOF."""
+    (the guest's shell is up, so nothing typed is lost to a port not yet opened), then EOF.
+    With `ready` ({"text", "line"}), that text is typed first, again each READY_RETRY_S, until
+    a console line matches `line`: the shell is then reading what it is given. (busybox ash's
+    line editing asks the terminal for the cursor position, ESC[6n, and lines typed before it
+    reads its answer were seen lost.)"""
     assert proc.stdin is not None
     if not _await_line(proc, out, re.compile(re.escape(typed["after"])), 0.1):
         return
     try:
+        ready = typed.get("ready")
+        if ready:
+            pat = re.compile(ready["line"])
+            for _ in range(READY_TRIES):
+                seen = len(out)
+                proc.stdin.write(ready["text"])
+                proc.stdin.flush()
+                deadline = time.monotonic() + READY_RETRY_S
+                while time.monotonic() < deadline and proc.poll() is None and \
+                        not any(pat.search(ln) for ln in out[seen:]):
+                    time.sleep(0.05)
+                if any(pat.search(ln) for ln in out[seen:]):
+                    break
         proc.stdin.write(typed["text"])
         proc.stdin.close()
     except OSError:
