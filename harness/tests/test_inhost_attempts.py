@@ -59,3 +59,17 @@ def test_a_vmm_that_refuses_is_not_held_while_it_exits(tmp_path: Path) -> None:
     r = run_case(case)
     assert r["rc"] == 1 and not r["timed_out"]
     assert "during" not in r
+
+
+def test_typed_input_waits_for_the_ready_answer(tmp_path: Path) -> None:
+    """A console that throws away what is typed before it is reading (busybox ash answering
+    its own ESC[6n) loses a plain typed line; with `ready` the line is typed once the ready
+    text is answered."""
+    guest = ('echo "job control turned off"; sleep 0.5; while read -t 0.05 x; do :; done; '
+             'while read l; do case "$l" in ready) echo READY;; *) echo "got $l";; esac; done')
+    typed = {"after": "job control turned off", "text": "hello\n"}
+    case = {"name": "t", "argv": ["bash", "-c", guest], "timeout": 15}
+    lost = run_case({**case, "input": typed})
+    assert "got hello" not in lost["stdout"]
+    r = run_case({**case, "input": {**typed, "ready": {"text": "ready\n", "line": "^READY"}}})
+    assert "got hello" in r["stdout"], r["stdout"]

@@ -202,3 +202,18 @@ def test_memvisor_failure_is_unexplained_even_where_qemu_is_na():
     r = compare.build_row(c, "fail", ["zone mem0: not in /proc/PID/numa_maps"], "n/a", [], [],
                           plan, None)
     assert r["unexplained"] and "memvisor fails" in r["unexplained"][0]
+
+
+def test_backends_of_one_size_are_found_in_creation_order():
+    """QEMU creates mem0's backend first; top-down mmap puts it above mem1's."""
+    from conformance import qemu
+    from memvisor.hoststate import Mapping
+    c = _case("host-nodes")
+    plan = compare.qemu_plan(c)
+    assert isinstance(plan, QemuCommand)
+    size = c.expect.zones[0].boot_size
+    assert size == c.expect.zones[1].boot_size
+    low, high = Mapping(0x7f0000000000, 0x7f0000000000 + size, "rw-p", ""), \
+        Mapping(0x7f4000000000, 0x7f4000000000 + size, "rw-p", "")
+    found = qemu.qemu_zones(plan)(c.expect, {}, [low, high])
+    assert found["mem0"].mappings == [high] and found["mem1"].mappings == [low]
