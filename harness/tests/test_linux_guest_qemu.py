@@ -351,7 +351,7 @@ def test_hog_deflates_a_balloon_on_oom(tmp_path: Path) -> None:
 def test_freed_hog_goes_back_to_the_host_with_free_page_reporting(tmp_path: Path) -> None:
     """free-page-reporting: the 256 MiB a hog wrote are resident in QEMU, and within 10 s of
     the guest's report after the hog freed them at least half are gone from QEMU's RSS again."""
-    g = Watched(tmp_path, short("initramfs.cpio.gz")[0], "free-page-reporting=on")
+    g = Watched(tmp_path, need("initramfs.cpio.gz")[0], "free-page-reporting=on")
     try:
         g.wait("SUMMARY: ")
         base = g.rss()
