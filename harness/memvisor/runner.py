@@ -49,6 +49,7 @@ def case_budget(case: dict) -> int:
 MAX_FAILED_BOOTS = 2  # consecutive test hosts that finished no case
 LOST_RETRIES = 1      # fresh test hosts for a case whose test host was lost under it
 FREEZE_CHECK_S = 30   # between two looks at the test host's CPUs while a case is under way
+FREEZE_READINGS, FREEZE_APART_S = 4, 3.0    # still_frozen: a freeze is seen this often
 
 Result = dict[str, Any]
 OnResult = Callable[[int, Result], None]
@@ -248,6 +249,22 @@ def frozen_cpus(monitor: Path) -> list[str]:
                                lambda cpu: monitor_command(monitor, f"info lapic {cpu}"))
 
 
+def still_frozen(read: Callable[[], list[str]],
+                 sleep: Callable[[float], None] = time.sleep) -> list[str]:
+    """What frozen_cpus (`read`) shows the same in FREEZE_READINGS readings FREEZE_APART_S
+    apart: a CPU halted at one RIP with the same interrupt pending every time. One reading is
+    not enough: the monitor holds QEMU's big lock while it reads, and an idle CPU woken by its
+    timer cannot take the interrupt meanwhile, so an idle CPU can look frozen once or twice
+    (a make conformance-compare run killed a test host whose CPUs' RIPs were moving)."""
+    seen = set(read())
+    for _ in range(FREEZE_READINGS - 1):
+        if not seen:
+            return []
+        sleep(FREEZE_APART_S)
+        seen &= set(read())
+    return sorted(seen)
+
+
 def halted_with_pending(regs: str, lapic: Callable[[str], str]) -> list[str]:
     """frozen_cpus' reading of `info registers -a` and of `info lapic N` (lapic(N))."""
     out = []
@@ -354,14 +371,12 @@ def _one_testhost(cases: list[dict], todo: list[int], deliver: Callable[[int, Re
                 break
             if time.monotonic() > next_look and proc.poll() is None:
                 next_look = time.monotonic() + FREEZE_CHECK_S
-                frozen = frozen_cpus(monitor)
-                if frozen:
-                    time.sleep(3)
-                    frozen = frozen_cpus(monitor)
+                frozen = still_frozen(lambda: frozen_cpus(monitor))
                 if frozen:
                     stalled = True
-                    cpu_state = ("a frozen test-host CPU (seen twice, 3 s apart): "
-                                 + "; ".join(frozen) + "\n" + stall_diagnosis(monitor))
+                    cpu_state = (f"a frozen test-host CPU (seen {FREEZE_READINGS} times, "
+                                 f"{FREEZE_APART_S} s apart): " + "; ".join(frozen) + "\n"
+                                 + stall_diagnosis(monitor))
                     _stop(proc)
                     break
         rc = proc.wait()

@@ -118,3 +118,16 @@ def test_halted_cpu_with_a_pending_interrupt_is_frozen() -> None:
     assert runner.halted_with_pending(REGS.replace("RFL=00000202", "RFL=00000002"),
                                       LAPIC.__getitem__) == []
     assert runner.halted_with_pending(REGS.replace("HLT=1", "HLT=0"), LAPIC.__getitem__) == []
+
+
+def test_a_freeze_is_the_same_state_in_every_reading() -> None:
+    frozen = "CPU 1 halted at ffffffff81a592eb with IF=1, IRR [236], PPR 0x10"
+    idle = "CPU 0 halted at ffffffff81a592eb with IF=1, IRR [236], PPR 0x10"
+    naps: list[float] = []
+    assert runner.still_frozen(lambda: [frozen], naps.append) == [frozen]
+    assert len(naps) == runner.FREEZE_READINGS - 1
+    # An idle CPU caught with its timer pending in some readings only: no freeze.
+    readings = iter([[idle, frozen], [frozen], [idle, frozen], [frozen]])
+    assert runner.still_frozen(lambda: next(readings), naps.append) == [frozen]
+    readings = iter([[idle], [idle], [], [idle]])
+    assert runner.still_frozen(lambda: next(readings), naps.append) == []
