@@ -8,8 +8,9 @@ n/a (QEMU cannot write it) or skipped (this host cannot give it what it needs). 
 and Debian's Linux boot under both; a Linux resize sequence plays the same steps under QEMU
 over QMP (harness/memvisor/qmpcontrol.py: qom-set requested-size, object-add + device_add
 pc-dimm, balloon). Every difference must be explained by harness/memvisor/differences.py; an
-unexplained one fails the run. Writes DIR/compare.json and DIR/compare.html, prints a table. CLOUD_HYPERVISOR=/path adds
-a column for a cloud-hypervisor binary (probe cases; the guest's view only).
+unexplained one fails the run. Writes DIR/compare.json and DIR/compare.html, prints a table.
+CLOUD_HYPERVISOR=/path adds a column for a cloud-hypervisor binary (probe cases; the guest's
+view only).
 """
 from __future__ import annotations
 
