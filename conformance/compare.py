@@ -196,9 +196,16 @@ def row(c: matrix.Case, results: dict, plan: QemuCommand | NotApplicable, ch: bo
     else:
         q_f, notes = qemu.check(c, q_r, plan)
         q = qemu.status(c, q_r, q_f)
-    return build_row(c, mv, mv_f, q, q_f, notes, plan,
-                     q_r.get("argv") if q_r else None, qemu_error(q_r),
-                     ch_status(c, results.get(("cloud-hypervisor", c.name))) if ch else None)
+    r = build_row(c, mv, mv_f, q, q_f, notes, plan,
+                  q_r.get("argv") if q_r else None, qemu_error(q_r),
+                  ch_status(c, results.get(("cloud-hypervisor", c.name))) if ch else None)
+    for vmm, res in (("memvisor", mv_r), ("qemu", q_r)):
+        # Attempts run again (a hung boot, a run cut short in the test host) stay visible.
+        earlier = [{"why": why, **a} for why in ("hung", "cut")
+                   for a in (res or {}).get(f"{why}_attempts") or []]
+        if earlier:
+            r[f"{vmm}_earlier_attempts"] = earlier
+    return r
 
 
 def build_row(c: matrix.Case, mv: str, mv_f: list[str], q: str, q_f: list[str],

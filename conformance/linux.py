@@ -161,6 +161,12 @@ def parse_linux(stdout: str) -> Report:
 # status says nothing of the end, so the kernel's own last line on the console must.
 QEMU_END_LINES = {"poweroff": "reboot: Power down", "reboot": "reboot: Restarting system",
                   "panic": "Kernel panic - not syncing"}
+# In the test host a guest under QEMU was seen reset mid-boot, its console cut mid-line, no
+# word from its kernel: once in a full compare run, once in 12 runs of linux-foreign-initrd alone
+# (that test host also froze and panicked its own kernel meanwhile: nested SVM under TCG). A run
+# that ends without any of these lines is run again there (inhost `end_lines`), the cut attempt
+# kept with the result.
+QEMU_ANY_END = "|".join(re.escape(line) for line in QEMU_END_LINES.values())
 
 
 def check(exp: Expectation, end: str, result: dict, vmm: str = "memvisor") -> list[str]:

@@ -61,19 +61,30 @@ def _console_excerpt(stdout: str) -> list[str]:
 
 def run_case(case: dict) -> dict:
     """One case; a case with `attempts` > 1 is run again when it timed out (a guest that hung),
-    up to that many times. The hung attempts are kept in the result: what the vCPUs were doing
-    and the last lines of the console, so that a retried case never hides what happened."""
+    or, with `end_lines` (a regex), when the VMM ended without any such line on the console
+    (the guest's kernel never said how it ended: it was cut short), up to that many times in
+    all. The earlier attempts are kept in the result (`hung_attempts`, `cut_attempts`): what the
+    vCPUs were doing and the console's end, so that a retried case never hides what happened."""
     hung: list[dict] = []
+    cut: list[dict] = []
     attempts = int(case.get("attempts", 1))
+    ended = re.compile(case["end_lines"], re.M) if case.get("end_lines") else None
     for attempt in range(1, attempts + 1):
         result = _attempt(case)
-        if not result["timed_out"] or attempt == attempts:
+        was_cut = (not result["timed_out"] and ended is not None
+                   and not ended.search(result["stdout"]))
+        if not (result["timed_out"] or was_cut) or attempt == attempts:
             break
+        if was_cut:
+            cut.append({"seconds": result["seconds"], "rc": result["rc"],
+                        "console_tail": _console_excerpt(result["stdout"])})
+            continue
         hung.append({"seconds": result["seconds"],
                      "vcpus": [ln for ln in result["stderr"].splitlines()
                                if " at stop: " in ln or " stack text:" in ln],
                      "console_tail": _console_excerpt(result["stdout"])})
     result["hung_attempts"] = hung
+    result["cut_attempts"] = cut
     return result
 
 

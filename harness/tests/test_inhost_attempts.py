@@ -73,3 +73,22 @@ def test_typed_input_waits_for_the_ready_answer(tmp_path: Path) -> None:
     assert "got hello" not in lost["stdout"]
     r = run_case({**case, "input": {**typed, "ready": {"text": "ready\n", "line": "^READY"}}})
     assert "got hello" in r["stdout"], r["stdout"]
+
+
+def test_a_run_cut_short_is_run_again(tmp_path: Path) -> None:
+    """With `end_lines`, a VMM that exits without any of them on the console (its guest reset
+    without a word from its kernel) is run again, and the cut attempt kept; one that ended with
+    such a line, expected or not, is the case's result at once."""
+    count = tmp_path / "n"
+    script = (f"n=$(cat {count} 2>/dev/null || echo 0); echo $((n + 1)) > {count}; "
+              f"echo booting $n; [ $n -ge 1 ] && echo 'reboot: Power down'; exit 0")
+    case = {**_case(tmp_path, script, 3), "timeout": 10,
+            "end_lines": "reboot: Power down|Kernel panic"}
+    r = run_case(case)
+    assert r["rc"] == 0 and "reboot: Power down" in r["stdout"]
+    assert [a["console_tail"] for a in r["cut_attempts"]] == [["booting 0"]]
+    assert r["hung_attempts"] == [] and count.read_text().strip() == "2"
+    panic = run_case({**case, "argv": ["sh", "-c", "echo 'Kernel panic - x'; exit 0"]})
+    assert panic["cut_attempts"] == []
+    always = run_case({**case, "argv": ["sh", "-c", "echo booting; exit 0"]})
+    assert len(always["cut_attempts"]) == 2 and always["stdout"] == "booting\n"

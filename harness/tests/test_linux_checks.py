@@ -3,6 +3,8 @@ is shown to fail when the guest saw something else, and to pass when it saw what
 expects (the reports real guests write are checked by test_linux_guest_qemu.py)."""
 from __future__ import annotations
 
+import re
+
 from conformance import cases, linux
 
 MiB = 1 << 20
@@ -141,3 +143,21 @@ def test_foreign_initrd_shell_output() -> None:
     assert linux.check(case.expect, "shell", dict(ok, stdout=good.replace("cpus=0 ", "cpus= ")))
     extra = good + "FOREIGN node2 cpus= distance=20 20 10\n"
     assert linux.check(case.expect, "shell", dict(ok, stdout=extra))
+
+
+def test_qemu_runs_cut_short_are_run_again_in_the_test_host() -> None:
+    """Under QEMU in the test host a Linux run must end with one of the kernel's own last lines
+    (a guest reset there without one); natively, and for a held guest, nothing is asked."""
+    from conformance import compare, qemu
+    from memvisor.driver import QemuDriver
+    full = cases.generate("full")
+    shell = BY_NAME["linux-foreign-initrd"]
+    case = qemu.inhost_case(shell, QemuDriver(), compare.qemu_plan(shell), testhost=True)
+    ends = re.compile(case["end_lines"])
+    assert case["attempts"] == linux.ATTEMPTS > 1
+    assert all(ends.search(f"[ 1.0] {line}\n") for line in linux.QEMU_END_LINES.values())
+    assert not ends.search("[   26.937819] hpet: Lost 6 ")
+    assert "end_lines" not in qemu.inhost_case(shell, QemuDriver(), compare.qemu_plan(shell))
+    held = next(c for c in full if c.guest == "linux" and c.end == "hold"
+                and not isinstance(compare.qemu_plan(c), compare.NotApplicable))
+    assert "end_lines" not in qemu.inhost_case(held, QemuDriver(), compare.qemu_plan(held), True)
