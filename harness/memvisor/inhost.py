@@ -178,14 +178,18 @@ def _attempt(case: dict) -> dict:
     return result
 
 
-def _await_line(proc: subprocess.Popen, lines: list[str], pat: re.Pattern, poll_s: float) -> bool:
-    """Wait for a line of `lines` (filled by a reader thread) that `pat` finds: True, or False
-    once the VMM has ended without one."""
-    seen = 0
+def _await_line(proc: subprocess.Popen, lines: list[str], pat: re.Pattern, poll_s: float,
+                since: int = 0, until: float | None = None) -> bool:
+    """Wait for a line of `lines[since:]` (filled by a reader thread) that `pat` finds: True,
+    or False once the VMM has ended without one (a trigger never fires at a VMM that is
+    gone), or at monotonic time `until`."""
+    seen = since
     while proc.poll() is None:
         upto = len(lines)
         if any(pat.search(ln) for ln in lines[seen:upto]):
             return True
+        if until is not None and time.monotonic() >= until:
+            return False
         seen = upto
         time.sleep(poll_s)
     return False
@@ -212,11 +216,7 @@ def _type(proc: subprocess.Popen, out: list[str], typed: dict) -> None:
                 seen = len(out)
                 proc.stdin.write(ready["text"])
                 proc.stdin.flush()
-                deadline = time.monotonic() + READY_RETRY_S
-                while time.monotonic() < deadline and proc.poll() is None and \
-                        not any(pat.search(ln) for ln in out[seen:]):
-                    time.sleep(0.05)
-                if any(pat.search(ln) for ln in out[seen:]):
+                if _await_line(proc, out, pat, 0.05, seen, time.monotonic() + READY_RETRY_S):
                     break
         proc.stdin.write(typed["text"])
         proc.stdin.close()
