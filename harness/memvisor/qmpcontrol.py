@@ -45,7 +45,6 @@ class QmpControl:
         self.spec = spec
         self.qmp = Qmp(spec["socket"], timeout)
         self.dimms: list[tuple[str, int]] = []      # (id, size) of the DIMMs added, in order
-        self._dimms_after: list[tuple[str, int]] | None = None   # once the call succeeded
         self._serial = 0       # DIMM ids are never reused: QEMU keeps a removed DIMM's backend
         self.last_sent: list[list[Any]] = []
 
@@ -77,14 +76,14 @@ class QmpControl:
         return {"memory_actual_size": self.ram()}
 
     def call(self, method: str, endpoint: str, body: dict | str | None = None) -> tuple[int, str]:
-        self.last_sent, self._dimms_after = [], None
+        self.last_sent = []
         try:
             if (method, endpoint) == ("GET", "vm.info"):
                 return 200, json.dumps(self.info())
-            for name, args in self.translate(method, endpoint, body):
+            commands = self.translate(method, endpoint, body)
+            for name, args in commands:
                 self._send(name, **args)
-            if self._dimms_after is not None:
-                self.dimms = self._dimms_after
+            self._track_dimms(commands)
             return OK, ""
         except NoTranslation as e:
             return REFUSED, f"no QMP translation: {e}"
@@ -121,7 +120,6 @@ class QmpControl:
             self._serial += 1
             did = f"dimm{self._serial}"
             props = dict(self.spec["dimm_backend"])
-            self._dimms_after = self.dimms + [(did, delta)]
             return [("object-add", {**props, "id": f"{did}-mem", "size": delta}),
                     ("device_add", {"driver": "pc-dimm", "id": did, "memdev": f"{did}-mem"})]
         out: list[tuple[str, dict]] = []
@@ -135,5 +133,13 @@ class QmpControl:
             left -= size
         if left:
             raise NoTranslation(f"no set of the newest DIMMs adds up to {-delta} bytes")
-        self._dimms_after = self.dimms[:len(self.dimms) - len(out)]
         return out
+
+    def _track_dimms(self, sent: list[tuple[str, dict]]) -> None:
+        """The DIMMs after a call whose every command QEMU took (a failed one changes none)."""
+        sizes = {args["id"]: args["size"] for name, args in sent if name == "object-add"}
+        for name, args in sent:
+            if name == "device_add":
+                self.dimms.append((args["id"], sizes[args["memdev"]]))
+            elif name == "device_del":
+                self.dimms = [d for d in self.dimms if d[0] != args["id"]]

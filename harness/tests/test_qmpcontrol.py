@@ -76,11 +76,16 @@ def test_acpi_resizes_add_and_remove_dimms(qemu: str) -> None:
                                  "id": "dimm1-mem", "size": 128 * MiB}
     status, body = c.call("GET", "vm.info")
     assert status == 200 and '"memory_actual_size": 402653184' in body
+    assert c.dimms == [("dimm1", 128 * MiB)]
+    # Past maxmem: QEMU takes the backend and refuses the DIMM; the DIMMs known stay as they were.
+    status, why = c.call("PUT", "vm.resize", {"desired_ram": 1536 * MiB})
+    assert status == 400 and [name for name, _ in c.last_sent] == ["object-add", "device_add"]
+    assert c.dimms == [("dimm1", 128 * MiB)]
     # 64 MiB less is no DIMM: nothing is sent.
     status, why = c.call("PUT", "vm.resize", {"desired_ram": 320 * MiB})
     assert status == 400 and why.startswith("no QMP translation") and c.last_sent == []
     assert c.call("PUT", "vm.resize", {"desired_ram": 256 * MiB}) == (204, "")
-    assert c.last_sent == [["device_del", {"id": "dimm1"}]]
+    assert c.last_sent == [["device_del", {"id": "dimm1"}]] and c.dimms == []
 
 
 def test_balloon_target_is_the_ram_less_the_balloon(qemu: str) -> None:
